@@ -1,0 +1,7 @@
+"""Client SDK: register workflows, start and follow runs."""
+
+from dagnats.client.client import Client
+from dagnats.client.models import Run, StepInfo
+from dagnats.client.sync import SyncClient
+
+__all__ = ["Client", "Run", "StepInfo", "SyncClient"]

@@ -1,0 +1,58 @@
+"""Read a run's events from the history stream, and fold them into state."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
+
+from dagnats.dag import Limits, RunState, advance
+from dagnats.protocol import HISTORY_STREAM, Event, decode_event, history_subject
+
+_BATCH = 512
+_MAX_EVENTS = 100_000
+
+
+async def read_events(js: JetStreamContext, run_id: str) -> list[Event]:
+    """Every event of ``run_id`` in order (empty if the run does not exist)."""
+    subject = history_subject(run_id)
+    try:
+        last = await js.get_last_msg(HISTORY_STREAM, subject)
+    except NotFoundError:
+        return []
+    last_seq = int(last.seq or 0)
+    config = ConsumerConfig(
+        deliver_policy=DeliverPolicy.ALL,
+        ack_policy=AckPolicy.NONE,
+        inactive_threshold=10.0,
+        filter_subject=subject,
+        mem_storage=True,
+    )
+    sub = await js.pull_subscribe(subject, stream=HISTORY_STREAM, config=config)
+    events: list[Event] = []
+    try:
+        seq = 0
+        while seq < last_seq and len(events) < _MAX_EVENTS:
+            msgs = await sub.fetch(_BATCH, timeout=5.0)
+            for msg in msgs:
+                seq = msg.metadata.sequence.stream
+                events.append(decode_event(msg.data))
+    finally:
+        await sub.unsubscribe()
+    return events
+
+
+def fold_events(events: list[Event]) -> RunState | None:
+    """The run state the events give (the engine's own fold)."""
+    state: RunState | None = None
+    for event in events:
+        state = advance(state, event, Limits()).state
+    return state
+
+
+def loads(data: bytes) -> Any:
+    """Decode a JSON body."""
+    return json.loads(data)

@@ -1,0 +1,158 @@
+"""Carry out the pure core's actions on NATS: tasks, records, dead letters."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from typing import Any
+
+from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
+
+from dagnats.dag import (
+    Action,
+    DeadLetter,
+    DispatchTask,
+    RecordEvent,
+    RunState,
+    SupersedeAttempt,
+)
+from dagnats.dag.snapshot import run_to_dict
+from dagnats.protocol import (
+    MSG_ID_HEADER,
+    TASK_STREAM,
+    StepDeadLettered,
+    StepDispatched,
+    TaskPayload,
+    dead_letter_subject,
+    encode_event,
+    encode_token,
+    history_subject,
+    notice_subject,
+    task_subject,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class Effects:
+    """Publishes what the engine decided, each with a deterministic message id."""
+
+    def __init__(self, nc: NatsClient, js: JetStreamContext) -> None:
+        self._nc = nc
+        self._js = js
+
+    async def perform(self, run: RunState, actions: list[Action]) -> None:
+        """Carry out ``actions`` in order; raises if NATS refuses one."""
+        for action in actions:
+            if isinstance(action, DispatchTask):
+                await self._dispatch(run, action)
+            elif isinstance(action, RecordEvent):
+                await self.publish_event(action.event)
+            elif isinstance(action, DeadLetter):
+                await self._dead_letter(run, action)
+            elif isinstance(action, SupersedeAttempt):
+                await self._supersede(run, action)
+
+    async def publish_event(self, event: Any) -> int:
+        """Append ``event`` to its run's history; returns the stream sequence."""
+        ack = await self._js.publish(
+            history_subject(event.run_id),
+            encode_event(event),
+            headers={MSG_ID_HEADER: event.msg_id},
+        )
+        return int(ack.seq)
+
+    async def _dispatch(self, run: RunState, action: DispatchTask) -> None:
+        now = time.time()
+        payload = TaskPayload(
+            run_id=run.run_id,
+            step_id=action.step_id,
+            task=action.task,
+            workflow=run.workflow.name,
+            input=action.input,
+            retry_count=action.retry_count,
+            max_retry_count=action.max_retry_count,
+            timeout_s=action.timeout_s,
+            dispatched_at=now,
+            metadata=action.metadata,
+        )
+        msg_id = (
+            f"{run.run_id}.{encode_token(action.step_id)}.{action.retry_count}.task"
+        )
+        ack = await self._js.publish(
+            task_subject(action.task, run.run_id),
+            payload.model_dump_json().encode(),
+            headers={MSG_ID_HEADER: msg_id},
+        )
+        logger.debug(
+            "task dispatched run_id=%s step_id=%s attempt=%d seq=%d",
+            run.run_id,
+            action.step_id,
+            action.retry_count + 1,
+            ack.seq,
+        )
+        record = StepDispatched(
+            run_id=run.run_id,
+            step_id=action.step_id,
+            attempt=action.retry_count,
+            ts=now,
+            task=action.task,
+            task_seq=int(ack.seq),
+        )
+        await self.publish_event(record)
+
+    async def _dead_letter(self, run: RunState, action: DeadLetter) -> None:
+        step = run.steps[action.step_id]
+        entry = {
+            "workflow": run.workflow.name,
+            "run_id": run.run_id,
+            "step_id": action.step_id,
+            "task": action.task,
+            "input": action.input,
+            "retry_count": action.retry_count,
+            "error": action.error.model_dump(),
+            "attempts": run_to_dict(run, with_definition=False)["steps"][
+                action.step_id
+            ]["history"],
+            "dead_lettered_at": time.time(),
+        }
+        msg_id = f"dlq.{run.run_id}.{encode_token(action.step_id)}.{step.attempts}"
+        ack = await self._js.publish(
+            dead_letter_subject(run.workflow.name, run.run_id, action.step_id),
+            json.dumps(entry).encode(),
+            headers={MSG_ID_HEADER: msg_id},
+        )
+        logger.warning(
+            "step dead-lettered run_id=%s step_id=%s attempt=%d error=%s",
+            run.run_id,
+            action.step_id,
+            action.retry_count + 1,
+            action.error.type,
+        )
+        record = StepDeadLettered(
+            run_id=run.run_id,
+            step_id=action.step_id,
+            attempt=action.retry_count,
+            error=action.error,
+            dead_letter_seq=int(ack.seq),
+        )
+        await self.publish_event(record)
+
+    async def _supersede(self, run: RunState, action: SupersedeAttempt) -> None:
+        notice = {
+            "run_id": run.run_id,
+            "step_id": action.step_id,
+            "task_id": action.task_id,
+            "attempt": action.retry_count,
+            "reason": action.reason,
+        }
+        await self._nc.publish(notice_subject(run.run_id), json.dumps(notice).encode())
+        if action.task_seq <= 0:
+            return
+        # NotFoundError: already acked by its worker, nothing left to drop.
+        with contextlib.suppress(NotFoundError):
+            await self._js.delete_msg(TASK_STREAM, action.task_seq)
