@@ -24,13 +24,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _spawn(args: list[str], url: str, tmp_path: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "NATS_URL": url, "DAGNATS_TEST_DIR": str(tmp_path)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "dagnats", *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    with (tmp_path / "processes.log").open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "dagnats", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

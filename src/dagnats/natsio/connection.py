@@ -32,8 +32,11 @@ async def connect(
             the URL).
     """
     resolved = resolve_url(url)
+    conn: list[NatsClient] = []
 
     async def on_disconnect() -> None:
+        if conn and (conn[0].is_closed or conn[0].is_draining):
+            return  # a deliberate close, not an outage
         logger.warning("nats disconnected, reconnecting url=%s", resolved)
 
     async def on_reconnect() -> None:
@@ -57,6 +60,7 @@ async def connect(
         )
     except (NoServersError, NatsError, OSError, TimeoutError) as exc:
         raise NatsUnavailableError(resolved, type(exc).__name__) from exc
+    conn.append(nc)
     # ... and unbounded once connected: a NATS restart must never end a worker.
     nc.options["max_reconnect_attempts"] = -1
     return nc

@@ -78,6 +78,33 @@ class Worker:
         self._notice_sub: Any = None
         self._stopping = False
 
+    def configure(
+        self,
+        *,
+        nats_url: str | None = None,
+        max_in_flight: int | None = None,
+        ack_wait: float | timedelta | None = None,
+        drain_timeout: float | timedelta | None = None,
+    ) -> None:
+        """Override settings before ``start()`` (``None`` keeps the current one)."""
+        if self._nc is not None:
+            raise ConfigurationError("configure() must be called before start()")
+        if nats_url is not None:
+            self.nats_url = nats_url
+        if max_in_flight is not None:
+            if max_in_flight < 1:
+                raise ConfigurationError(
+                    f"max_in_flight must be at least 1, got {max_in_flight}"
+                )
+            self.max_in_flight = max_in_flight
+            self._slots = Slots(max_in_flight)
+        if ack_wait is not None:
+            if _seconds(ack_wait) <= 0:
+                raise ConfigurationError(f"ack_wait must be positive, got {ack_wait!r}")
+            self.ack_wait_s = _seconds(ack_wait)
+        if drain_timeout is not None:
+            self.drain_timeout_s = _seconds(drain_timeout)
+
     # --- registration --------------------------------------------------------
 
     def task(

@@ -1,0 +1,5 @@
+"""The ``dagnats`` command line."""
+
+from dagnats.cli.main import cli, main
+
+__all__ = ["cli", "main"]
