@@ -18,6 +18,8 @@ class DispatchTask:
     retry_count: int
     max_retry_count: int
     timeout_s: float
+    dispatch: int
+    resumed_from: str = ""
     metadata: dict[str, str] | None = None
 
 

@@ -29,6 +29,8 @@ from dagnats.protocol import (
     StepCompleted,
     StepDispatched,
     StepFailed,
+    StepPaused,
+    StepReplayed,
     StepResultIgnored,
     StepRetryDue,
     StepRetryScheduled,
@@ -44,6 +46,7 @@ from dagnats.protocol import (
 )
 
 DEFAULT_STEP_TIMEOUT_S = 3600.0
+_WAITING = (StepStatus.RETRYING, StepStatus.PAUSED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +74,8 @@ def advance(
         return Decision(None)
     if isinstance(event, StepDispatched):
         return Decision(_on_dispatched(state, event))
+    if isinstance(event, StepReplayed):
+        return _on_replayed(state, event, limits)
     if state.status.is_terminal:
         return _on_terminal_run(state, event)
 
@@ -98,12 +103,13 @@ def timers(state: RunState) -> list[Timer]:
                 ts=step.deadline_at,
             )
             found.append(Timer(step.deadline_at, event))
-        elif step.status is StepStatus.RETRYING and step.retry_at is not None:
+        elif step.status in _WAITING and step.retry_at is not None:
             due = StepRetryDue(
                 run_id=state.run_id,
                 step_id=step.step_id,
-                attempt=step.retry_count + 1,
+                attempt=_next_retry_count(step),
                 ts=step.retry_at,
+                dispatch=step.dispatch + 1,
             )
             found.append(Timer(step.retry_at, due))
     return found
@@ -204,7 +210,7 @@ def _on_workflow_timeout(decision: Decision, event: Event, limits: Limits) -> No
 
 
 def _on_terminal_run(state: RunState, event: Event) -> Decision:
-    if isinstance(event, StepStarted | StepCompleted | StepFailed) and event.step_id:
+    if isinstance(event, StepStarted | StepCompleted | StepFailed | StepPaused):
         reason = f"run is {state.status.value}"
         return Decision(state, [RecordEvent(_ignored(event, reason))])
     return Decision(state)
@@ -215,7 +221,7 @@ def _on_terminal_run(state: RunState, event: Event) -> Decision:
 
 def _on_dispatched(state: RunState, event: StepDispatched) -> RunState:
     step = state.steps.get(event.step_id)
-    if step is None or step.task_base != event.attempt or not event.task_seq:
+    if step is None or step.dispatch != event.dispatch or not event.task_seq:
         return state
     return state.with_step(replace(step, task_seq=event.task_seq))
 
@@ -320,11 +326,61 @@ def _on_step_timed_out(decision: Decision, event: Event, limits: Limits) -> None
 def _on_retry_due(decision: Decision, event: Event, limits: Limits) -> None:
     assert decision.state is not None
     step = decision.state.steps.get(event.step_id)
-    if step is None or step.status is not StepStatus.RETRYING:
+    if step is None or step.status not in (StepStatus.RETRYING, StepStatus.PAUSED):
         return
-    if step.retry_count + 1 != event.attempt:
+    if _next_retry_count(step) != event.attempt:
         return
     _dispatch(decision, step, event.attempt, event.ts, limits)
+
+
+def _next_retry_count(step: StepState) -> int:
+    """A pause resumes at the same count (SPEC Part A 22); a retry adds one."""
+    return (
+        step.retry_count if step.status is StepStatus.PAUSED else step.retry_count + 1
+    )
+
+
+def _on_step_paused(decision: Decision, event: Event, limits: Limits) -> None:
+    assert isinstance(event, StepPaused) and decision.state is not None
+    step = decision.state.steps.get(event.step_id)
+    stale = _stale_reason(step, event)
+    if step is None or stale:
+        decision.actions.append(RecordEvent(_ignored(event, stale or "unknown step")))
+        return
+    record = replace(
+        step.attempt_record(event.attempt), ended_at=event.ts, outcome="paused"
+    )
+    paused = replace(
+        step,
+        status=StepStatus.PAUSED,
+        retry_at=max(event.resume_at, event.ts),
+        deadline_at=None,
+        paused_as=event.name,
+    ).with_attempt(record)
+    decision.state = decision.state.with_step(paused)
+
+
+def _on_replayed(state: RunState, event: StepReplayed, limits: Limits) -> Decision:
+    """Revive a failed run at its failed step with a fresh retry budget."""
+    step = state.steps.get(event.step_id)
+    if state.status is not RunStatus.FAILED or step is None:
+        reason = f"run is {state.status.value}; only a failed run can be replayed"
+        return Decision(state, [RecordEvent(_ignored(event, reason))])
+    if step.status is not StepStatus.FAILED:
+        reason = f"step is {step.status.value}; only a failed step can be replayed"
+        return Decision(state, [RecordEvent(_ignored(event, reason))])
+
+    run = replace(
+        state, status=RunStatus.RUNNING, error=None, reason="", finished_at=None
+    )
+    for other in run.steps.values():
+        if other.status is StepStatus.CANCELLED:
+            run = run.with_step(replace(other, status=StepStatus.PENDING))
+    decision = Decision(run)
+    fresh = replace(step, budget_base=step.attempts, error=None, finished_at=None)
+    _dispatch(decision, fresh, step.attempts, event.ts, limits)
+    _dispatch_ready(decision, event.ts, limits)
+    return decision
 
 
 _HANDLERS = {
@@ -332,6 +388,7 @@ _HANDLERS = {
     StepCompleted: _on_step_completed,
     StepFailed: _on_step_failed,
     StepTimedOut: _on_step_timed_out,
+    StepPaused: _on_step_paused,
     StepRetryDue: _on_retry_due,
     WorkflowCancelled: _on_cancelled,
     WorkflowTimedOut: _on_workflow_timeout,
@@ -393,7 +450,8 @@ def _retry_delay_ns(
         if event.failure is FailureKind.LEASE_LOST
         else policy.max_retries
     )
-    if attempt + 1 > budget:
+    retry_number = attempt + 1 - step.budget_base
+    if retry_number > budget:
         return None
     if event.failure is FailureKind.LEASE_LOST:
         return 0
@@ -402,7 +460,7 @@ def _retry_delay_ns(
     if policy.policy is None:
         return None
     unit = _jitter_unit(run.run_id, step.step_id, attempt)
-    return retry_delay_ns(policy.policy, attempt + 1, unit)
+    return retry_delay_ns(policy.policy, retry_number, unit)
 
 
 def _fail_step(
@@ -482,7 +540,7 @@ def _supersede(decision: Decision, step: StepState, reason: str) -> None:
     if step.status not in (StepStatus.QUEUED, StepStatus.RUNNING):
         return
     assert decision.state is not None
-    task_id = f"{decision.state.run_id}:{step.task_base}:{step.step_id}"
+    task_id = f"{decision.state.run_id}:{step.dispatch}:{step.step_id}"
     decision.actions.append(
         SupersedeAttempt(step.step_id, step.retry_count, task_id, step.task_seq, reason)
     )
@@ -500,7 +558,7 @@ def _dispatch_ready(decision: Decision, ts: float, limits: Limits) -> None:
         if step.status is not StepStatus.PENDING or aux.get(step_def.id):
             continue
         if all(run.steps[dep].status.is_satisfied for dep in step_def.depends_on):
-            _dispatch(decision, step, 0, ts, limits)
+            _dispatch(decision, step, step.attempts, ts, limits)
             run = decision.state
     _finish_if_done(decision, ts)
 
@@ -512,13 +570,15 @@ def _dispatch(
     run = decision.state
     step_def = run.workflow.step(step.step_id)
     policy = effective_policy(run.workflow, step_def)
+    resumed_from = step.paused_as if step.status is StepStatus.PAUSED else ""
     queued = replace(
         step,
         status=StepStatus.QUEUED,
         retry_count=retry_count,
         attempts=max(step.attempts, retry_count + 1),
-        task_base=retry_count,
+        dispatch=step.dispatch + 1,
         task_seq=0,
+        paused_as="",
         queued_at=ts,
         retry_at=None,
         deadline_at=None,
@@ -530,8 +590,10 @@ def _dispatch(
             task=step_def.task,
             input=step_input(decision.state, step.step_id),
             retry_count=retry_count,
-            max_retry_count=max(retry_count, policy.lease_retries),
+            max_retry_count=max(retry_count, step.budget_base + policy.lease_retries),
             timeout_s=_timeout_s(step_def, limits),
+            dispatch=queued.dispatch,
+            resumed_from=resumed_from,
             metadata=step_def.metadata,
         )
     )
@@ -572,9 +634,10 @@ def _run_output(run: RunState) -> Any:
 # --- small helpers ------------------------------------------------------------
 
 
-def _stale_reason(
-    step: StepState | None, event: StepStarted | StepCompleted | StepFailed
-) -> str:
+_WorkerEvent = StepStarted | StepCompleted | StepFailed | StepPaused
+
+
+def _stale_reason(step: StepState | None, event: _WorkerEvent) -> str:
     """Why a worker event must not be applied, or '' when it applies."""
     if step is None:
         return "unknown step"
@@ -584,6 +647,8 @@ def _stale_reason(
         return f"attempt {event.attempt} superseded by attempt {step.retry_count}"
     if step.status is StepStatus.RETRYING:
         return f"attempt {event.attempt} already failed; a retry is scheduled"
+    if step.status is StepStatus.PAUSED:
+        return "step is paused; it resumes with a new dispatch"
     if step.status is StepStatus.PENDING:
         return "step was not dispatched"
     if event.task_id and not _same_task(step, event.task_id):
@@ -592,8 +657,8 @@ def _stale_reason(
 
 
 def _same_task(step: StepState, task_id: str) -> bool:
-    base, _, _ = task_id.partition(":")[2].partition(":")
-    return not base.isdigit() or int(base) == step.task_base
+    dispatch, _, _ = task_id.partition(":")[2].partition(":")
+    return not dispatch.isdigit() or int(dispatch) == step.dispatch
 
 
 def _lose_leases_before(step: StepState, attempt: int, ts: float) -> StepState:
@@ -624,9 +689,7 @@ def _jitter_unit(run_id: str, step_id: str, attempt: int) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def _ignored(
-    event: StepStarted | StepCompleted | StepFailed, reason: str
-) -> StepResultIgnored:
+def _ignored(event: _WorkerEvent | StepReplayed, reason: str) -> StepResultIgnored:
     return StepResultIgnored(
         run_id=event.run_id,
         step_id=event.step_id,

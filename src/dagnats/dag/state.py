@@ -35,6 +35,7 @@ class StepStatus(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     RETRYING = "retrying"
+    PAUSED = "paused"
     COMPLETED = "completed"
     FAILED = "failed"
     SKIPPED = "skipped"
@@ -69,7 +70,9 @@ _TERMINAL_STEP = frozenset(
 _SATISFIED_STEP = frozenset(
     {StepStatus.COMPLETED, StepStatus.SKIPPED, StepStatus.RECOVERED}
 )
-_ACTIVE_STEP = frozenset({StepStatus.QUEUED, StepStatus.RUNNING, StepStatus.RETRYING})
+_ACTIVE_STEP = frozenset(
+    {StepStatus.QUEUED, StepStatus.RUNNING, StepStatus.RETRYING, StepStatus.PAUSED}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,15 +92,20 @@ class StepState:
     """The state of one step of a run.
 
     ``retry_count`` is the count of the current (or last) attempt;
-    ``attempts`` is how many attempts were dispatched or started.
+    ``attempts`` is how many attempts were dispatched or started;
+    ``dispatch`` numbers the task messages sent for the step (a pause or a
+    replay sends a new one); ``budget_base`` is the retry count from which
+    the retry budget is counted (raised by a dead-letter replay).
     """
 
     step_id: str
     status: StepStatus = StepStatus.PENDING
     retry_count: int = 0
     attempts: int = 0
-    task_base: int = 0
+    dispatch: int = 0
+    budget_base: int = 0
     task_seq: int = 0
+    paused_as: str = ""
     output: Any = None
     error: ErrorInfo | None = None
     worker_id: str = ""

@@ -77,11 +77,14 @@ class Effects:
             retry_count=action.retry_count,
             max_retry_count=action.max_retry_count,
             timeout_s=action.timeout_s,
+            dispatch=action.dispatch,
+            resumed_from=action.resumed_from,
             dispatched_at=now,
             metadata=action.metadata,
         )
+        step_token = encode_token(action.step_id)
         msg_id = (
-            f"{run.run_id}.{encode_token(action.step_id)}.{action.retry_count}.task"
+            f"{run.run_id}.{step_token}.{action.retry_count}.{action.dispatch}.task"
         )
         ack = await self._js.publish(
             task_subject(action.task, run.run_id),
@@ -102,6 +105,7 @@ class Effects:
             ts=now,
             task=action.task,
             task_seq=int(ack.seq),
+            dispatch=action.dispatch,
         )
         await self.publish_event(record)
 

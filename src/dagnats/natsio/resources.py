@@ -13,14 +13,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from nats.js import JetStreamContext
-from nats.js.api import RetentionPolicy, StorageType, StreamConfig
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BucketNotFoundError, NotFoundError
 
 from dagnats.errors import ResourceConflictError
 from dagnats.protocol import (
+    CHECKPOINTS_BUCKET,
     DEAD_LETTER_STREAM,
     DEFS_BUCKET,
     HISTORY_STREAM,
+    OUTPUT_STREAM,
     RUNS_BUCKET,
     TASK_STREAM,
 )
@@ -65,12 +67,21 @@ STREAMS = (
         max_age_s=30 * _DAY_S,
         duplicate_window_s=_DAY_S,
     ),
+    # Step output chunks: replayable for a day, bounded in size (DESIGN §5).
+    StreamSpec(
+        OUTPUT_STREAM,
+        ("stream.>",),
+        max_age_s=_DAY_S,
+        max_bytes=1 << 30,
+        max_msg_size=1 << 20,
+    ),
 )
 
 BUCKETS = (
     # A few revisions of each definition stay readable after re-registration.
     BucketSpec(DEFS_BUCKET, history=5),
     BucketSpec(RUNS_BUCKET, history=1),
+    BucketSpec(CHECKPOINTS_BUCKET, history=1),
 )
 
 _checked: set[int] = set()
@@ -103,6 +114,7 @@ async def _ensure_stream(js: JetStreamContext, spec: StreamSpec, replicas: int) 
         duplicate_window=spec.duplicate_window_s,
         max_bytes=spec.max_bytes,
         max_msg_size=spec.max_msg_size,
+        discard=DiscardPolicy.OLD,
         num_replicas=replicas,
     )
     try:

@@ -33,6 +33,8 @@ class EventKind(StrEnum):
     STEP_RETRY_SCHEDULED = "step.retry_scheduled"
     STEP_RETRY_DUE = "step.retry_due"
     STEP_SKIPPED = "step.skipped"
+    STEP_PAUSED = "step.paused"
+    STEP_REPLAYED = "step.replayed"
     STEP_DEAD_LETTERED = "step.dead_lettered"
     STEP_RESULT_IGNORED = "step.result_ignored"
 
@@ -75,7 +77,10 @@ class _EventBase(BaseModel):
         kind = getattr(self, "type")  # noqa: B009 - declared by each subclass
         if not self.step_id:
             return f"{self.run_id}.{kind}"
-        return f"{self.run_id}.{encode_token(self.step_id)}.{self.attempt}.{kind}"
+        base = f"{self.run_id}.{encode_token(self.step_id)}.{self.attempt}.{kind}"
+        # A step can be dispatched several times at one attempt (pause, replay).
+        dispatch = getattr(self, "dispatch", 0)
+        return f"{base}.{dispatch}" if dispatch else base
 
 
 class WorkflowStarted(_EventBase):
@@ -120,6 +125,7 @@ class StepDispatched(_EventBase):
     type: Literal[EventKind.STEP_DISPATCHED] = EventKind.STEP_DISPATCHED
     task: str = ""
     task_seq: int = 0
+    dispatch: int = 0
 
 
 class StepStarted(_EventBase):
@@ -165,6 +171,31 @@ class StepRetryDue(_EventBase):
     """Timer input: the retry for ``attempt`` is due."""
 
     type: Literal[EventKind.STEP_RETRY_DUE] = EventKind.STEP_RETRY_DUE
+    dispatch: int = 0
+
+
+class StepPaused(_EventBase):
+    """A handler deferred itself until ``resume_at`` (not a failure)."""
+
+    type: Literal[EventKind.STEP_PAUSED] = EventKind.STEP_PAUSED
+    task_id: str = ""
+    dispatch: int = 0
+    name: str = ""
+    resume_at: float
+
+
+class StepReplayed(_EventBase):
+    """An operator replays the dead letter ``dead_letter_seq`` of a failed step."""
+
+    type: Literal[EventKind.STEP_REPLAYED] = EventKind.STEP_REPLAYED
+    dead_letter_seq: int = 0
+
+    @property
+    def msg_id(self) -> str:
+        """One replay per dead letter: a second one is dropped."""
+        return (
+            f"{self.run_id}.{encode_token(self.step_id)}.replay.{self.dead_letter_seq}"
+        )
 
 
 class StepSkipped(_EventBase):
@@ -209,6 +240,8 @@ Event = Annotated[
     | StepTimedOut
     | StepRetryScheduled
     | StepRetryDue
+    | StepPaused
+    | StepReplayed
     | StepSkipped
     | StepDeadLettered
     | StepResultIgnored,

@@ -17,6 +17,8 @@ TASK_STREAM = "TASK_QUEUES"
 DEAD_LETTER_STREAM = "DEAD_LETTERS"
 DEFS_BUCKET = "workflow_defs"
 RUNS_BUCKET = "workflow_runs"
+CHECKPOINTS_BUCKET = "checkpoints"
+OUTPUT_STREAM = "STEP_OUTPUT"
 
 ENGINE_CONSUMER = "engine"
 MAX_NAME_LENGTH = 128
@@ -91,6 +93,11 @@ def kv_key(name: str) -> str:
 def run_key(run_id: str) -> str:
     """KV key of a run's snapshot in ``workflow_runs``."""
     return f"run.{run_id}"
+
+
+def checkpoint_key(run_id: str, step_id: str) -> str:
+    """KV key of a step's checkpoint in ``checkpoints``."""
+    return f"{run_id}.{kv_key(step_id)}"
 
 
 def notice_subject(run_id: str) -> str:

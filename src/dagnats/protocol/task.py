@@ -28,10 +28,12 @@ class TaskPayload(BaseModel):
     retry_count: int = 0
     max_retry_count: int = 0
     timeout_s: float = 3600.0
+    dispatch: int = 1
+    resumed_from: str = ""
     dispatched_at: float = 0.0
     metadata: dict[str, str] | None = None
 
     @property
     def task_id(self) -> str:
-        """Identity of this dispatch (run, step and base retry count)."""
-        return f"{self.run_id}:{self.retry_count}:{self.step_id}"
+        """Identity of this dispatch of the step (run, dispatch number, step)."""
+        return f"{self.run_id}:{self.dispatch}:{self.step_id}"

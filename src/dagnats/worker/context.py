@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import threading
 import traceback as tb
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from nats.js.errors import KeyNotFoundError
+from nats.js.kv import KeyValue
+
 from dagnats.errors import TaskAlreadyResolvedError
-from dagnats.protocol import ErrorInfo, FailureKind, TaskPayload
+from dagnats.protocol import ErrorInfo, FailureKind, TaskPayload, checkpoint_key
 from dagnats.worker.lease import Lease
+
+_BRIDGE_TIMEOUT_S = 30.0
+_MAX_PAUSE_S = 86_400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +31,13 @@ class Outcome:
     error: ErrorInfo | None = None
     failure: FailureKind = FailureKind.RETRIABLE
     retry_after_ms: int | None = None
+    pause_name: str = ""
+    pause_s: float = 0.0
+
+    @property
+    def is_pause(self) -> bool:
+        """True when the handler deferred itself with ``pause``."""
+        return bool(self.pause_name)
 
 
 def error_info(error: BaseException | str) -> ErrorInfo:
@@ -43,12 +59,21 @@ class TaskContext:
     """
 
     def __init__(
-        self, payload: TaskPayload, retry_count: int, worker_id: str, lease: Lease
+        self,
+        payload: TaskPayload,
+        retry_count: int,
+        worker_id: str,
+        lease: Lease,
+        *,
+        loop: asyncio.AbstractEventLoop | None = None,
+        checkpoints: KeyValue | None = None,
     ) -> None:
         self._payload = payload
         self._retry_count = retry_count
         self._worker_id = worker_id
         self._lease = lease
+        self._loop = loop
+        self._checkpoints = checkpoints
         self._lock = threading.Lock()
         self._outcome: Outcome | None = None
         self._cancelled = threading.Event()
@@ -102,6 +127,11 @@ class TaskContext:
     def worker_id(self) -> str:
         """Id of the worker running this attempt."""
         return self._worker_id
+
+    @property
+    def resumed_from(self) -> str:
+        """Name given to :meth:`pause` by the execution this one resumes ('' if none)."""
+        return self._payload.resumed_from
 
     @property
     def cancelled(self) -> bool:
@@ -166,6 +196,65 @@ class TaskContext:
             retry_after_ms=round(seconds * 1000),
         )
         self._resolve(outcome)
+
+    def pause(self, name: str, delay: float | timedelta) -> None:
+        """Defer the step: it runs again after ``delay`` as a new execution.
+
+        Not a failure: ``retry_count`` stays, no retry is used, and the next
+        execution gets a fresh deadline and ``resumed_from == name``. Save
+        progress with :meth:`checkpoint` first; return right after calling.
+        """
+        seconds = (
+            delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
+        )
+        if not name:
+            raise ValueError("pause() needs a non-empty name")
+        if not 0 < seconds <= _MAX_PAUSE_S:
+            raise ValueError(f"pause delay must be in (0, 1 day], got {delay!r}")
+        self._resolve(Outcome(False, pause_name=name, pause_s=seconds))
+
+    def checkpoint(self, state: Any) -> Any:
+        """Save ``state`` (JSON) for this step; later executions can load it.
+
+        In async handlers ``await ctx.checkpoint(state)``; in sync handlers
+        call it plainly (it blocks until stored).
+        """
+        body = json.dumps(state).encode()
+        return self._bridge(self._put_checkpoint(body))
+
+    def load_checkpoint(self) -> Any:
+        """The last state saved by :meth:`checkpoint` for this step, or None.
+
+        In async handlers ``await ctx.load_checkpoint()``; in sync handlers
+        call it plainly.
+        """
+        return self._bridge(self._get_checkpoint())
+
+    async def _put_checkpoint(self, body: bytes) -> None:
+        await self._bucket().put(checkpoint_key(self.run_id, self.step_id), body)
+
+    async def _get_checkpoint(self) -> Any:
+        try:
+            entry = await self._bucket().get(checkpoint_key(self.run_id, self.step_id))
+        except KeyNotFoundError:
+            return None
+        return json.loads(entry.value) if entry.value else None
+
+    def _bucket(self) -> KeyValue:
+        if self._checkpoints is None:
+            raise RuntimeError("checkpoints are only available inside a running worker")
+        return self._checkpoints
+
+    def _bridge(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        """A coroutine on the worker's loop; blocking from a handler thread."""
+        loop = self._loop
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if loop is None or running is loop:
+            return coro
+        return asyncio.run_coroutine_threadsafe(coro, loop).result(_BRIDGE_TIMEOUT_S)
 
     def _resolve(self, outcome: Outcome) -> None:
         with self._lock:

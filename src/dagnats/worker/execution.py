@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
+from nats.js.kv import KeyValue
 from pydantic import ValidationError
 
 from dagnats.protocol import (
@@ -20,6 +21,7 @@ from dagnats.protocol import (
     FailureKind,
     StepCompleted,
     StepFailed,
+    StepPaused,
     StepStarted,
     TaskPayload,
     encode_event,
@@ -50,9 +52,15 @@ class Execution:
     """Everything needed to run messages of one worker."""
 
     def __init__(
-        self, nc: NatsClient, worker_id: str, executor: Executor, ack_wait_s: float
+        self,
+        nc: NatsClient,
+        worker_id: str,
+        executor: Executor,
+        ack_wait_s: float,
+        checkpoints: KeyValue | None = None,
     ) -> None:
         self._nc = nc
+        self._checkpoints = checkpoints
         self._js = nc.jetstream()
         self._worker_id = worker_id
         self._executor = executor
@@ -89,8 +97,16 @@ class Execution:
             return
 
         ack_wait_s = handler.ack_wait_s or self._default_ack_wait_s
-        lease = Lease(msg, self._nc, asyncio.get_running_loop(), ack_wait_s)
-        ctx = TaskContext(payload, retry_count, self._worker_id, lease)
+        loop = asyncio.get_running_loop()
+        lease = Lease(msg, self._nc, loop, ack_wait_s)
+        ctx = TaskContext(
+            payload,
+            retry_count,
+            self._worker_id,
+            lease,
+            loop=loop,
+            checkpoints=self._checkpoints,
+        )
         entry = Running(ctx, lease)
         key = (payload.task_id, retry_count)
         self.running[key] = entry
@@ -187,9 +203,16 @@ class Execution:
             "worker_id": self._worker_id,
             "task_id": payload.task_id,
         }
+        event: StepCompleted | StepFailed | StepPaused
         if outcome.completed:
-            event: StepCompleted | StepFailed = StepCompleted(
-                **common, output=outcome.output
+            event = StepCompleted(**common, output=outcome.output)
+        elif outcome.is_pause:
+            resume_at = time.time() + outcome.pause_s
+            event = StepPaused(
+                **common,
+                dispatch=payload.dispatch,
+                name=outcome.pause_name,
+                resume_at=resume_at,
             )
         else:
             assert outcome.error is not None
@@ -213,7 +236,9 @@ class Execution:
                 exc,
             )
 
-    async def _publish(self, event: StepStarted | StepCompleted | StepFailed) -> bool:
+    async def _publish(
+        self, event: StepStarted | StepCompleted | StepFailed | StepPaused
+    ) -> bool:
         body = encode_event(event)
         headers = {MSG_ID_HEADER: event.msg_id}
         delay = 0.2

@@ -20,7 +20,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from dagnats.errors import ConfigurationError
 from dagnats.natsio import connect, ensure_resources
-from dagnats.protocol import TASK_STREAM, consumer_name, task_filter
+from dagnats.protocol import CHECKPOINTS_BUCKET, TASK_STREAM, consumer_name, task_filter
 from dagnats.worker.execution import Execution
 from dagnats.worker.handler import Handler, HandlerFunc, make_handler
 from dagnats.worker.slots import Slots
@@ -171,8 +171,9 @@ class Worker:
         self._executor = ThreadPoolExecutor(
             max_workers=self.max_in_flight, thread_name_prefix="dagnats-handler"
         )
+        checkpoints = await js.key_value(CHECKPOINTS_BUCKET)
         self._execution = Execution(
-            self._nc, self.worker_id, self._executor, self.ack_wait_s
+            self._nc, self.worker_id, self._executor, self.ack_wait_s, checkpoints
         )
         self._notice_sub = await self._nc.subscribe(
             "dagnats.notice.*", cb=self._on_notice
