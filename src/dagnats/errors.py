@@ -8,6 +8,7 @@
     ├── WorkflowValidationError       fix the workflow file (carries problems)
     ├── WorkflowNotFoundError         fix the workflow name
     ├── RunNotFoundError              fix the run id
+    ├── DeadLetterNotFoundError       fix the dead-letter sequence
     ├── InputError                    fix the run input
     ├── NatsUnavailableError          retry later or fix the URL
     ├── TaskError                     misuse of a TaskContext (programming error)
@@ -75,6 +76,16 @@ class RunNotFoundError(DagnatsError):
         self.run_id = run_id
         super().__init__(
             f"run {run_id!r} not found; check the id with `dagnats run list`"
+        )
+
+
+class DeadLetterNotFoundError(DagnatsError):
+    """No dead letter has that sequence number."""
+
+    def __init__(self, seq: int) -> None:
+        self.seq = seq
+        super().__init__(
+            f"no dead letter with sequence {seq}; list them with `dagnats dlq list`"
         )
 
 

@@ -14,6 +14,7 @@ from dagnats.cli import output
 from dagnats.errors import (
     ConfigurationError,
     DagnatsError,
+    DeadLetterNotFoundError,
     InputError,
     NatsUnavailableError,
     RunFailedError,
@@ -35,6 +36,7 @@ EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (WorkflowValidationError, EXIT_BAD_INPUT),
     (WorkflowNotFoundError, EXIT_BAD_INPUT),
     (RunNotFoundError, EXIT_BAD_INPUT),
+    (DeadLetterNotFoundError, EXIT_BAD_INPUT),
     (InputError, EXIT_BAD_INPUT),
     (ConfigurationError, EXIT_BAD_INPUT),
     (NatsUnavailableError, EXIT_NATS_UNAVAILABLE),

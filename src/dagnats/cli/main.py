@@ -16,6 +16,7 @@ import click
 
 from dagnats.cli import output
 from dagnats.cli.errors import EXIT_RUN_FAILED, handles_errors, run_async
+from dagnats.cli.dlq import dlq
 from dagnats.cli.serve import serve, worker
 from dagnats.client import Client, Run
 from dagnats.dag import parse_workflow_file
@@ -61,6 +62,7 @@ def cli(log_level: str | None, debug: bool) -> None:
 
 cli.add_command(serve)
 cli.add_command(worker)
+cli.add_command(dlq)
 
 
 def main() -> None:

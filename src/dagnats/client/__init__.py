@@ -1,7 +1,20 @@
 """Client SDK: register workflows, start and follow runs."""
 
 from dagnats.client.client import Client
+from dagnats.client.deadletters import (
+    DeadLetterEntry,
+    DeadLetterNotFoundError,
+    ReplayResult,
+)
 from dagnats.client.models import Run, StepInfo
 from dagnats.client.sync import SyncClient
 
-__all__ = ["Client", "Run", "StepInfo", "SyncClient"]
+__all__ = [
+    "Client",
+    "DeadLetterEntry",
+    "DeadLetterNotFoundError",
+    "ReplayResult",
+    "Run",
+    "StepInfo",
+    "SyncClient",
+]

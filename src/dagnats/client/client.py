@@ -14,6 +14,13 @@ from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsError
 from nats.js.errors import KeyNotFoundError, NotFoundError
 
+from dagnats.client.deadletters import (
+    DeadLetterEntry,
+    ReplayResult,
+    get_dead_letter,
+    list_dead_letters,
+    replay,
+)
 from dagnats.client.history import fold_events, read_events
 from dagnats.client.models import Run
 from dagnats.dag import WorkflowDef, parse_workflow, parse_workflow_file
@@ -257,6 +264,47 @@ class Client:
         finally:
             with contextlib.suppress(NatsError):
                 await sub.unsubscribe()
+
+    # --- dead letters -------------------------------------------------------
+
+    async def dead_letters(
+        self,
+        *,
+        run_id: str | None = None,
+        workflow: str | None = None,
+        limit: int = 100,
+    ) -> list[DeadLetterEntry]:
+        """Dead letters (oldest first), optionally of one run or workflow."""
+        js = self.nc.jetstream()
+        return await list_dead_letters(
+            js, run_id=run_id, workflow=workflow, limit=limit
+        )
+
+    async def replay_dead_letter(self, seq: int) -> ReplayResult:
+        """Put the failed run of dead letter ``seq`` back to running at its step.
+
+        The step gets a fresh retry budget. Replaying an entry twice, or one
+        whose run is not failed, changes nothing: ``replayed`` is False and
+        ``reason`` says why.
+
+        Raises:
+            DeadLetterNotFoundError: no dead letter has that sequence.
+        """
+        js = self.nc.jetstream()
+        entry = await get_dead_letter(js, seq)
+        status = (await self.get_run(entry.run_id)).status if entry.run_id else ""
+        return await replay(js, entry, status)
+
+    async def replay_run(self, run_id: str) -> ReplayResult:
+        """Replay the newest dead letter of a failed run.
+
+        Raises:
+            RunNotFoundError: the run has no dead letter.
+        """
+        entries = await self.dead_letters(run_id=run_id, limit=10_000)
+        if not entries:
+            raise RunNotFoundError(run_id)
+        return await self.replay_dead_letter(entries[-1].seq)
 
     async def run(
         self, workflow: str, input: Any = None, *, timeout: float | None = None

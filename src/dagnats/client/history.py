@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
@@ -18,9 +19,16 @@ _MAX_EVENTS = 100_000
 
 async def read_events(js: JetStreamContext, run_id: str) -> list[Event]:
     """Every event of ``run_id`` in order (empty if the run does not exist)."""
-    subject = history_subject(run_id)
+    msgs = await read_messages(js, HISTORY_STREAM, history_subject(run_id), _MAX_EVENTS)
+    return [decode_event(msg.data) for msg in msgs]
+
+
+async def read_messages(
+    js: JetStreamContext, stream: str, subject: str, limit: int
+) -> list[Msg]:
+    """Up to ``limit`` stored messages of ``subject`` (wildcards allowed), in order."""
     try:
-        last = await js.get_last_msg(HISTORY_STREAM, subject)
+        last = await js.get_last_msg(stream, subject)
     except NotFoundError:
         return []
     last_seq = int(last.seq or 0)
@@ -31,18 +39,18 @@ async def read_events(js: JetStreamContext, run_id: str) -> list[Event]:
         filter_subject=subject,
         mem_storage=True,
     )
-    sub = await js.pull_subscribe(subject, stream=HISTORY_STREAM, config=config)
-    events: list[Event] = []
+    sub = await js.pull_subscribe(subject, stream=stream, config=config)
+    found: list[Msg] = []
     try:
         seq = 0
-        while seq < last_seq and len(events) < _MAX_EVENTS:
-            msgs = await sub.fetch(_BATCH, timeout=5.0)
-            for msg in msgs:
+        while seq < last_seq and len(found) < limit:
+            batch = await sub.fetch(min(_BATCH, limit - len(found)), timeout=5.0)
+            for msg in batch:
                 seq = msg.metadata.sequence.stream
-                events.append(decode_event(msg.data))
+                found.append(msg)
     finally:
         await sub.unsubscribe()
-    return events
+    return found
 
 
 def fold_events(events: list[Event]) -> RunState | None:

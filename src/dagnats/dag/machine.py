@@ -239,6 +239,13 @@ def _on_step_started(decision: Decision, event: Event, limits: Limits) -> None:
             )
             decision.actions.append(notice)
         return
+    if step.status is StepStatus.RUNNING and event.attempt > step.retry_count:
+        # A redelivery: whoever still runs the earlier attempt must stop
+        # (its message is the one now redelivered, so it is not deleted).
+        task_id = f"{decision.state.run_id}:{step.dispatch}:{step.step_id}"
+        reason = "lease expired; the task was redelivered"
+        notice = SupersedeAttempt(step.step_id, step.retry_count, task_id, 0, reason)
+        decision.actions.append(notice)
     step = _lose_leases_before(step, event.attempt, event.ts)
     timeout_s = _timeout_s(decision.state.workflow.step(step.step_id), limits)
     record = AttemptRecord(
@@ -369,6 +376,9 @@ def _on_replayed(state: RunState, event: StepReplayed, limits: Limits) -> Decisi
     if step.status is not StepStatus.FAILED:
         reason = f"step is {step.status.value}; only a failed step can be replayed"
         return Decision(state, [RecordEvent(_ignored(event, reason))])
+    if event.dead_letter_seq in step.replayed:
+        reason = f"dead letter {event.dead_letter_seq} was already replayed"
+        return Decision(state, [RecordEvent(_ignored(event, reason))])
 
     run = replace(
         state, status=RunStatus.RUNNING, error=None, reason="", finished_at=None
@@ -377,7 +387,13 @@ def _on_replayed(state: RunState, event: StepReplayed, limits: Limits) -> Decisi
         if other.status is StepStatus.CANCELLED:
             run = run.with_step(replace(other, status=StepStatus.PENDING))
     decision = Decision(run)
-    fresh = replace(step, budget_base=step.attempts, error=None, finished_at=None)
+    fresh = replace(
+        step,
+        budget_base=step.attempts,
+        error=None,
+        finished_at=None,
+        replayed=(*step.replayed, event.dead_letter_seq),
+    )
     _dispatch(decision, fresh, step.attempts, event.ts, limits)
     _dispatch_ready(decision, event.ts, limits)
     return decision

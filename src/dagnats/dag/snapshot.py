@@ -72,6 +72,7 @@ def _step_dict(step: StepState) -> dict[str, Any]:
         "budget_base": step.budget_base,
         "task_seq": step.task_seq,
         "paused_as": step.paused_as,
+        "replayed": list(step.replayed),
         "recovers": step.recovers,
         "history": [_attempt_dict(r) for r in step.history],
     }
@@ -87,6 +88,7 @@ def _step_from(step_id: str, data: dict[str, Any]) -> StepState:
         budget_base=data.get("budget_base", 0),
         task_seq=data.get("task_seq", 0),
         paused_as=data.get("paused_as", ""),
+        replayed=tuple(data.get("replayed", ())),
         output=data.get("output"),
         error=_error_from(data.get("error")),
         worker_id=data.get("worker_id", ""),

@@ -106,6 +106,7 @@ class StepState:
     budget_base: int = 0
     task_seq: int = 0
     paused_as: str = ""
+    replayed: tuple[int, ...] = ()
     output: Any = None
     error: ErrorInfo | None = None
     worker_id: str = ""

@@ -54,6 +54,7 @@ async def connect(
             # Bounded for the first connect (fail fast with a clear error) ...
             max_reconnect_attempts=1,
             reconnect_time_wait=0.5,
+            drain_timeout=5,
             disconnected_cb=on_disconnect,
             reconnected_cb=on_reconnect,
             error_cb=on_error,

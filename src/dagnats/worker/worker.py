@@ -208,8 +208,10 @@ class Worker:
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
         if self._own_connection and self._nc is not None:
+            # Everything of ours is finished: close rather than drain, so an
+            # idle pull request cannot hold the shutdown.
             with contextlib.suppress(NatsError):
-                await self._nc.drain()
+                await self._nc.close()
         logger.info("worker stopped worker_id=%s", self.worker_id)
 
     def run(self) -> None:
