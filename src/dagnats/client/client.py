@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -293,7 +294,18 @@ class Client:
         js = self.nc.jetstream()
         entry = await get_dead_letter(js, seq)
         status = (await self.get_run(entry.run_id)).status if entry.run_id else ""
-        return await replay(js, entry, status)
+        result = await replay(js, entry, status)
+        if result.replayed:
+            await self._until_not_failed(entry.run_id)
+        return result
+
+    async def _until_not_failed(self, run_id: str) -> None:
+        """Return once the engine applied a replay (bounded: 10 s)."""
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline:
+            if (await self.get_run(run_id)).status != "failed":
+                return
+            await asyncio.sleep(0.05)
 
     async def replay_run(self, run_id: str) -> ReplayResult:
         """Replay the newest dead letter of a failed run.

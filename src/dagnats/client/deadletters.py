@@ -72,7 +72,7 @@ async def list_dead_letters(
     if run_id:
         subject = f"dead.*.{run_id}.*"
     elif workflow:
-        subject = f"dead.{encode_token(workflow)}.*.*"
+        subject = f"dead.{encode_token(workflow)}.>"
     else:
         subject = "dead.>"
     msgs = await read_messages(js, DEAD_LETTER_STREAM, subject, limit)

@@ -239,14 +239,7 @@ def _on_step_started(decision: Decision, event: Event, limits: Limits) -> None:
             )
             decision.actions.append(notice)
         return
-    if step.status is StepStatus.RUNNING and event.attempt > step.retry_count:
-        # A redelivery: whoever still runs the earlier attempt must stop
-        # (its message is the one now redelivered, so it is not deleted).
-        task_id = f"{decision.state.run_id}:{step.dispatch}:{step.step_id}"
-        reason = "lease expired; the task was redelivered"
-        notice = SupersedeAttempt(step.step_id, step.retry_count, task_id, 0, reason)
-        decision.actions.append(notice)
-    step = _lose_leases_before(step, event.attempt, event.ts)
+    step = _lose_leases_before(decision, step, event.attempt, event.ts)
     timeout_s = _timeout_s(decision.state.workflow.step(step.step_id), limits)
     record = AttemptRecord(
         retry_count=event.attempt, worker_id=event.worker_id, started_at=event.ts
@@ -271,7 +264,7 @@ def _on_step_completed(decision: Decision, event: Event, limits: Limits) -> None
     if step is None or stale:
         decision.actions.append(RecordEvent(_ignored(event, stale or "unknown step")))
         return
-    step = _lose_leases_before(step, event.attempt, event.ts)
+    step = _lose_leases_before(decision, step, event.attempt, event.ts)
     record = replace(
         step.attempt_record(event.attempt),
         worker_id=event.worker_id or step.worker_id,
@@ -302,7 +295,7 @@ def _on_step_failed(decision: Decision, event: Event, limits: Limits) -> None:
     if step is None or stale:
         decision.actions.append(RecordEvent(_ignored(event, stale or "unknown step")))
         return
-    step = _lose_leases_before(step, event.attempt, event.ts)
+    step = _lose_leases_before(decision, step, event.attempt, event.ts)
     _apply_failure(decision, step, event.attempt, event, limits)
 
 
@@ -677,8 +670,18 @@ def _same_task(step: StepState, task_id: str) -> bool:
     return not dispatch.isdigit() or int(dispatch) == step.dispatch
 
 
-def _lose_leases_before(step: StepState, attempt: int, ts: float) -> StepState:
+def _lose_leases_before(
+    decision: Decision, step: StepState, attempt: int, ts: float
+) -> StepState:
     """Attempts between the current one and ``attempt`` lost their lease."""
+    if step.status is StepStatus.RUNNING and attempt > step.retry_count:
+        # A redelivery: whoever still runs the earlier attempt must stop
+        # (its message is the one now redelivered, so it is not deleted).
+        assert decision.state is not None
+        task_id = f"{decision.state.run_id}:{step.dispatch}:{step.step_id}"
+        reason = "lease expired; the task was redelivered"
+        notice = SupersedeAttempt(step.step_id, step.retry_count, task_id, 0, reason)
+        decision.actions.append(notice)
     lost = step
     for count in range(step.retry_count, attempt):
         record = lost.attempt_record(count)
