@@ -39,3 +39,15 @@ def stuck(ctx: TaskContext) -> dict[str, int]:
         while time.monotonic() < deadline:
             time.sleep(0.05)
     return {"retry_count": ctx.retry_count, "pid": os.getpid()}
+
+
+draining = Worker(ack_wait=2.0)
+
+
+@draining.task("two-seconds")
+def two_seconds(ctx: TaskContext) -> dict[str, int]:
+    """Work for two seconds (a SIGTERM arrives meanwhile)."""
+    _log(ctx, phase="start")
+    time.sleep(2.0)
+    _log(ctx, phase="end")
+    return {"retry_count": ctx.retry_count, "pid": os.getpid()}

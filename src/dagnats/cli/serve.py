@@ -1,47 +1,68 @@
-"""``dagnats serve`` and ``dagnats worker``: the long-running processes."""
+"""``dagnats serve``: the embedded NATS server, the engine and ``/health``."""
 
 from __future__ import annotations
 
 import asyncio
-import importlib
+import contextlib
 import logging
 import signal
-import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import click
+from nats.aio.client import Client as NatsClient
 
 from dagnats.cli import output
-from dagnats.cli.errors import handles_errors, run_async
 from dagnats.cli.health import HealthServer
+from dagnats.cli.logconfig import LEVELS, configure_logging
+from dagnats.cli.options import explicit_group_nats_url, json_option, log_level
 from dagnats.dag import Limits
 from dagnats.engine import Engine
-from dagnats.errors import ConfigurationError
 from dagnats.natsio import EmbeddedServer, connect, default_data_dir
 from dagnats.protocol import to_nanoseconds
-from dagnats.worker import Worker
 
 logger = logging.getLogger(__name__)
 
+_CLOSE_TIMEOUT_S = 5.0
 
-def _seconds(text: str) -> float:
+
+@dataclass(frozen=True, slots=True)
+class ServeSettings:
+    """What ``dagnats serve`` was asked to run."""
+
+    data_dir: Path
+    nats_port: int
+    nats_url: str | None
+    http_host: str
+    http_port: int
+    limits: Limits
+    as_json: bool
+
+
+def _duration_s(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    """Seconds from ``90``, ``1.5`` or a Go duration such as ``1h30m``."""
     try:
-        return float(text)
+        seconds = float(value)
     except ValueError:
-        return to_nanoseconds(text) / 1e9
+        try:
+            seconds = to_nanoseconds(value) / 1e9
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), ctx, param) from exc
+    if seconds <= 0:
+        raise click.BadParameter(f"must be positive, got {value!r}", ctx, param)
+    return seconds
 
 
 @click.command()
 @click.option(
     "--data-dir",
-    type=click.Path(path_type=Path),
+    type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="JetStream storage (default: the user data dir).",
+    help="JetStream storage of the embedded server (default: the user data dir).",
 )
 @click.option(
     "--nats-port",
-    type=int,
+    type=click.IntRange(0, 65535),
     default=4222,
     show_default=True,
     help="Port of the embedded NATS server; 0 picks a free one.",
@@ -49,136 +70,110 @@ def _seconds(text: str) -> float:
 @click.option(
     "--nats-url",
     default=None,
-    help="Use this NATS server or cluster instead of starting one.",
+    help="Use this NATS server instead of starting one ($NATS_URL is not read).",
 )
 @click.option("--http-host", default="127.0.0.1", show_default=True)
 @click.option(
     "--http-port",
-    type=int,
+    type=click.IntRange(0, 65535),
     default=8080,
     show_default=True,
-    help="Port for /health; 0 picks a free one.",
+    help="Port for GET /health; 0 picks a free one.",
 )
 @click.option(
     "--default-step-timeout",
+    "step_timeout_s",
     default="1h",
     show_default=True,
-    help="Timeout of steps whose file sets none.",
+    callback=_duration_s,
+    help="Timeout of steps whose workflow sets none (seconds or e.g. 30m).",
 )
-@handles_errors
+@click.option(
+    "--log-level",
+    "level",
+    type=click.Choice(LEVELS, case_sensitive=False),
+    default=None,
+    help="Logging level on stderr (default INFO).",
+)
+@json_option
 def serve(
     data_dir: Path | None,
     nats_port: int,
     nats_url: str | None,
     http_host: str,
     http_port: int,
-    default_step_timeout: str,
+    step_timeout_s: float,
+    level: str | None,
+    as_json: bool,
 ) -> None:
-    """Run the embedded NATS server, the engine and /health until stopped."""
-    try:
-        timeout_s = _seconds(default_step_timeout)
-    except ValueError as exc:
-        raise ConfigurationError(f"--default-step-timeout: {exc}") from exc
-    limits = Limits(default_step_timeout_s=timeout_s)
-    run_async(_serve(data_dir, nats_port, nats_url, http_host, http_port, limits))
+    """Run the embedded NATS server, the engine and /health until stopped.
+
+    Prints one line once ready, ``dagnats serving nats=URL http=URL`` (with
+    --json an object with nats_url and http_url; log lines become JSON too),
+    then runs until SIGINT or SIGTERM and stops the engine, then the server.
+    """
+    click.get_current_context().call_on_close(
+        configure_logging(log_level(level, "INFO"), as_json=as_json)
+    )
+    settings = ServeSettings(
+        data_dir=data_dir or default_data_dir(),
+        nats_port=nats_port,
+        nats_url=nats_url or explicit_group_nats_url(),
+        http_host=http_host,
+        http_port=http_port,
+        limits=Limits(default_step_timeout_s=step_timeout_s),
+        as_json=as_json,
+    )
+    asyncio.run(run_server(settings))
 
 
-async def _serve(
-    data_dir: Path | None,
-    nats_port: int,
-    nats_url: str | None,
-    http_host: str,
-    http_port: int,
-    limits: Limits,
-) -> None:
-    server = None
-    if nats_url is None:
-        server = EmbeddedServer(data_dir or default_data_dir(), port=nats_port)
-        await server.start()
-        nats_url = server.url
-    try:
-        nc = await connect(nats_url, name="dagnats-serve")
-        engine = Engine(nc, limits=limits)
+async def run_server(settings: ServeSettings) -> None:
+    """Start everything, announce it, and stop it all in reverse on a signal.
+
+    Raises:
+        ConfigurationError: the NATS server or the health port cannot start.
+        NatsUnavailableError: the given ``nats_url`` cannot be reached.
+    """
+    stop = _stop_on_signal()
+    async with contextlib.AsyncExitStack() as stack:
+        url = settings.nats_url or await _started_server(stack, settings)
+        nc = await connect(url, name="dagnats-serve")
+        stack.push_async_callback(_close, nc)
+
+        engine = Engine(nc, limits=settings.limits)
         await engine.start()
-        health = HealthServer(lambda: nc.is_connected, http_host, http_port)
+        stack.push_async_callback(engine.stop)
+
+        health = HealthServer(lambda: nc.is_connected, settings.http_host, settings.http_port)
         await health.start()
-        output.line(
-            f"dagnats serving nats={nats_url} http=http://{health.host}:{health.port}"
-        )
-        await _until_signal()
+        stack.push_async_callback(health.stop)
+
+        output.ready(url, health.url, settings.as_json)
+        logger.info("serving nats_url=%s http_url=%s", url, health.url)
+        await stop.wait()
         logger.info("shutting down")
-        await health.stop()
-        await engine.stop()
-        await nc.drain()
-    finally:
-        if server is not None:
-            await server.stop()
+    logger.info("stopped")
 
 
-async def _until_signal() -> None:
+async def _started_server(stack: contextlib.AsyncExitStack, settings: ServeSettings) -> str:
+    """Start the embedded server (stopped last, by ``stack``); its URL."""
+    server = EmbeddedServer(settings.data_dir, port=settings.nats_port)
+    await server.start()
+    stack.push_async_callback(server.stop)
+    return server.url
+
+
+async def _close(nc: NatsClient) -> None:
+    # close(), not drain(): the engine has stopped, and draining its pull
+    # subscriptions waits for the 30 s drain timeout of nats-py.
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(nc.close(), _CLOSE_TIMEOUT_S)
+
+
+def _stop_on_signal() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM (installed before anything starts)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-
-
-@click.command()
-@click.argument("target")
-@click.option("--nats-url", envvar="NATS_URL", default=None, help="NATS server URL.")
-@click.option("--max-in-flight", type=int, default=None, help="Tasks run at once.")
-@click.option("--ack-wait", type=float, default=None, help="Lease in seconds.")
-@click.option(
-    "--drain-timeout",
-    type=float,
-    default=None,
-    help="Seconds to finish tasks on SIGTERM.",
-)
-@handles_errors
-def worker(
-    target: str,
-    nats_url: str | None,
-    max_in_flight: int | None,
-    ack_wait: float | None,
-    drain_timeout: float | None,
-) -> None:
-    """Run the Worker object named by TARGET (``module:attribute``)."""
-    found = load_worker(target)
-    found.configure(
-        nats_url=nats_url,
-        max_in_flight=max_in_flight,
-        ack_wait=ack_wait,
-        drain_timeout=drain_timeout,
-    )
-    found.run()
-
-
-def load_worker(target: str) -> Worker:
-    """Import ``module:attribute`` and return the Worker it names.
-
-    Raises:
-        ConfigurationError: the target cannot be imported or is no Worker.
-    """
-    module_name, _, attribute = target.partition(":")
-    if not module_name or not attribute:
-        raise ConfigurationError(
-            f"worker target {target!r} must look like 'module:attribute'"
-        )
-    if "" not in sys.path and str(Path.cwd()) not in sys.path:
-        sys.path.insert(0, str(Path.cwd()))
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigurationError(f"cannot import {module_name!r}: {exc}") from exc
-    found: Any = getattr(module, attribute, None)
-    if found is None:
-        raise ConfigurationError(
-            f"module {module_name!r} has no attribute {attribute!r}"
-        )
-    if not isinstance(found, Worker) and callable(found):
-        found = found()
-    if not isinstance(found, Worker):
-        raise ConfigurationError(
-            f"{target!r} is a {type(found).__name__}, not a dagnats Worker"
-        )
-    return found
+    return stop

@@ -64,6 +64,14 @@ class Lease:
         with self._lock:
             self._lost_reason = reason or "attempt superseded"
 
+    async def release(self) -> None:
+        """Give the message back for immediate redelivery (worker shutdown)."""
+        self.mark_lost("worker stopped before the task finished")
+        try:
+            await self._msg.nak()
+        except (NatsError, TimeoutError) as exc:
+            logger.warning("task not released, it returns after its AckWait error=%r", exc)
+
     def heartbeat(self, *, force: bool = False) -> None:
         """Renew the lease (JetStream in-progress ack).
 

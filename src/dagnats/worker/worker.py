@@ -245,7 +245,7 @@ class Worker:
         )
         assert self._execution is not None
         for entry in list(self._execution.running.values()):
-            entry.lease.mark_lost("worker stopped before the task finished")
+            await entry.lease.release()
             entry.ctx._cancel()
             if entry.task is not None:
                 entry.task.cancel()
