@@ -1,4 +1,4 @@
-"""The CLI's exit codes and messages: workflow files, run input, unreachable NATS."""
+"""The ``dagnats`` command as a user drives it: exit codes, messages, processes."""
 
 from __future__ import annotations
 
@@ -184,10 +184,11 @@ def nats_server_children(pid: int) -> list[int]:
     """Pids of the nats-server processes that ``pid`` started."""
     found = []
     for children in Path(f"/proc/{pid}/task").glob("*/children"):
-        for child in children.read_text().split():
-            comm = Path(f"/proc/{child}/comm")
-            if comm.exists() and comm.read_text().strip() == "nats-server":
-                found.append(int(child))
+        with contextlib.suppress(OSError):  # a thread or child may exit meanwhile
+            for child in children.read_text().split():
+                comm = Path(f"/proc/{child}/comm").read_text().strip()
+                if comm == "nats-server":
+                    found.append(int(child))
     return found
 
 
@@ -236,9 +237,11 @@ async def serving(tmp_path: Path) -> AsyncIterator[Serving]:
     proc = await spawn([*args, str(data_dir)], log)
     children: list[int] = []
     try:
-        line = await eventually(lambda: first_line(log), timeout_s=20)
-        match = SERVING.match(line)
-        assert match, f"unexpected first line {line!r}"
+        await eventually(
+            lambda: first_line(log) or proc.returncode is not None, timeout_s=20
+        )
+        match = SERVING.match(first_line(log))
+        assert match, f"serve did not start: {log.with_suffix('.err').read_text()}"
         children = nats_server_children(proc.pid)
         yield Serving(proc, match[1], match[2], data_dir)
     finally:
@@ -288,27 +291,11 @@ async def test_hello_world_end_to_end_through_the_cli(tmp_path):
         try:
             url = ["--nats-url", serve.nats_url]
             registered = await run_cli("workflow", "register", str(HELLO_WORLD), *url)
-            alice = await run_cli(
-                "run",
-                "start",
-                "hello-world",
-                '"Alice"',
-                "--wait",
-                "--timeout",
-                "30",
-                *url,
-            )
-            bob = await run_cli(
-                "run",
-                "start",
-                "hello-world",
-                '"Bob"',
-                "--wait",
-                "--timeout",
-                "30",
-                "--json",
-                *url,
-            )
+            start = ["run", "start", "hello-world"]
+            wait = ["--wait", "--timeout", "30", *url]
+            alice = await run_cli(*start, '"Alice"', *wait)
+            bob = await run_cli(*start, '"Bob"', *wait, "--json")
+            assert bob[0] == EXIT_OK, bob[2]
             bob_id = json.loads(bob[1])["run_id"]
             listed = await run_cli("run", "list", "--json", *url)
             output = await run_cli("run", "output", bob_id, *url)

@@ -11,7 +11,13 @@ import sys
 from pathlib import Path
 
 from dagnats import TaskContext, Worker, Workflow
-from dagnats.testing import connected_client, event_kinds, eventually, running_engine, running_worker
+from dagnats.testing import (
+    connected_client,
+    event_kinds,
+    eventually,
+    running_engine,
+    running_worker,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,8 +33,17 @@ async def test_nats_restarted_mid_run_loses_nothing(nats_server):
             await release.wait()
         return f"{ctx.input}>{ctx.step_id}"
 
-    defn = Workflow("survive").task("a", "step").task("b", "step", depends_on=["a"]).build()
-    async with running_engine(url), running_worker(worker), connected_client(url) as client:
+    defn = (
+        Workflow("survive")
+        .task("a", "step")
+        .task("b", "step", depends_on=["a"])
+        .build()
+    )
+    async with (
+        running_engine(url),
+        running_worker(worker),
+        connected_client(url) as client,
+    ):
         await client.register_workflow(defn)
         run_id = await client.start_run("survive", "in")
         await eventually(lambda: _step_running(client, run_id, "b"))
@@ -49,18 +64,31 @@ async def _step_running(client, run_id, step_id):
     return run.steps[step_id].status == "running"
 
 
-def _spawn_worker(url: str, tmp_path: Path, drain_timeout: float) -> subprocess.Popen[bytes]:
+def _spawn_worker(
+    url: str, tmp_path: Path, drain_timeout: float
+) -> subprocess.Popen[bytes]:
     env = {**os.environ, "NATS_URL": url, "DAGNATS_TEST_DIR": str(tmp_path)}
-    args = ["worker", "tests.e2e.workers:draining", "--drain-timeout", str(drain_timeout)]
+    args = [
+        "worker",
+        "tests.e2e.workers:draining",
+        "--drain-timeout",
+        str(drain_timeout),
+    ]
     with (tmp_path / "processes.log").open("ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "dagnats", *args], cwd=ROOT, env=env, stdout=log, stderr=log
+            [sys.executable, "-m", "dagnats", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=log,
         )
 
 
 def _log(tmp_path: Path) -> list[dict[str, object]]:
     path = tmp_path / "log"
-    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+    return (
+        [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+    )
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
@@ -69,11 +97,15 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
     proc.wait(timeout=10)
 
 
-async def test_sigterm_lets_the_running_task_finish_within_the_drain_timeout(nats_url, tmp_path):
+async def test_sigterm_lets_the_running_task_finish_within_the_drain_timeout(
+    nats_url, tmp_path
+):
     proc = _spawn_worker(nats_url, tmp_path, drain_timeout=15)
     try:
         async with running_engine(nats_url), connected_client(nats_url) as client:
-            await client.register_workflow(Workflow("drain").task("s", "two-seconds").build())
+            await client.register_workflow(
+                Workflow("drain").task("s", "two-seconds").build()
+            )
             run_id = await client.start_run("drain")
             await eventually(lambda: len(_log(tmp_path)) == 1, timeout_s=30)
             proc.send_signal(signal.SIGTERM)
@@ -88,12 +120,16 @@ async def test_sigterm_lets_the_running_task_finish_within_the_drain_timeout(nat
     assert kinds.count("step.started") == 1
 
 
-async def test_a_task_longer_than_the_drain_timeout_completes_on_another_worker(nats_url, tmp_path):
+async def test_a_task_longer_than_the_drain_timeout_completes_on_another_worker(
+    nats_url, tmp_path
+):
     first = _spawn_worker(nats_url, tmp_path, drain_timeout=0.2)
     second = None
     try:
         async with running_engine(nats_url), connected_client(nats_url) as client:
-            await client.register_workflow(Workflow("handover").task("s", "two-seconds").build())
+            await client.register_workflow(
+                Workflow("handover").task("s", "two-seconds").build()
+            )
             run_id = await client.start_run("handover")
             await eventually(lambda: len(_log(tmp_path)) == 1, timeout_s=30)
             first.send_signal(signal.SIGTERM)

@@ -172,3 +172,24 @@ async def test_a_superseded_slow_worker_does_not_complete_the_step(nats_url):
     assert output == "fast"
     assert any(name == "fast" and count >= 1 for name, count in executions)
     assert kinds.count("step.completed") == 1
+
+
+async def test_an_async_handler_blocking_the_loop_is_reported_with_its_step(
+    nats_url, caplog
+):
+    worker = Worker(nats_url, ack_wait=3.0)
+
+    @worker.task("hog")
+    async def hog(ctx: TaskContext) -> str:
+        time.sleep(1.5)  # noqa: ASYNC251 - the blocking call under test
+        return "done"
+
+    defn = Workflow("hog").task("cpu-bound", "hog").build()
+    output, _, _ = await _run(nats_url, worker, defn)
+    assert output == "done"
+    assert worker.watchdog is not None
+    assert worker.watchdog.stalls >= 1
+    blocked = [
+        r.getMessage() for r in caplog.records if "event loop blocked" in r.getMessage()
+    ]
+    assert any("/cpu-bound#1" in message for message in blocked)

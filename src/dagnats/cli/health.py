@@ -36,9 +36,7 @@ class HealthServer:
             ConfigurationError: the address cannot be bound (in use, say).
         """
         try:
-            self._server = await asyncio.start_server(
-                self._serve, self.host, self.port
-            )
+            self._server = await asyncio.start_server(self._serve, self.host, self.port)
         except OSError as exc:
             raise ConfigurationError(
                 f"cannot listen for /health on {self.host}:{self.port} "

@@ -66,3 +66,13 @@ def wants_json(flag: bool) -> bool:
 def _root_params() -> dict[str, Any]:
     ctx = click.get_current_context(silent=True)
     return ctx.find_root().params if ctx is not None else {}
+
+
+def log_level(own: str | None, default: str) -> str:
+    """The logging level: the command's, else the group's, else ``default``."""
+    params = _root_params()
+    if own:
+        return own.upper()
+    if params.get("log_level"):
+        return str(params["log_level"]).upper()
+    return "DEBUG" if params.get("debug") else default

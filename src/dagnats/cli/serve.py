@@ -144,7 +144,9 @@ async def run_server(settings: ServeSettings) -> None:
         await engine.start()
         stack.push_async_callback(engine.stop)
 
-        health = HealthServer(lambda: nc.is_connected, settings.http_host, settings.http_port)
+        health = HealthServer(
+            lambda: nc.is_connected, settings.http_host, settings.http_port
+        )
         await health.start()
         stack.push_async_callback(health.stop)
 
@@ -155,7 +157,9 @@ async def run_server(settings: ServeSettings) -> None:
     logger.info("stopped")
 
 
-async def _started_server(stack: contextlib.AsyncExitStack, settings: ServeSettings) -> str:
+async def _started_server(
+    stack: contextlib.AsyncExitStack, settings: ServeSettings
+) -> str:
     """Start the embedded server (stopped last, by ``stack``); its URL."""
     server = EmbeddedServer(settings.data_dir, port=settings.nats_port)
     await server.start()

@@ -70,7 +70,9 @@ class Lease:
         try:
             await self._msg.nak()
         except (NatsError, TimeoutError) as exc:
-            logger.warning("task not released, it returns after its AckWait error=%r", exc)
+            logger.warning(
+                "task not released, it returns after its AckWait error=%r", exc
+            )
 
     def heartbeat(self, *, force: bool = False) -> None:
         """Renew the lease (JetStream in-progress ack).

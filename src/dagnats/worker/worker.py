@@ -24,6 +24,7 @@ from dagnats.protocol import CHECKPOINTS_BUCKET, TASK_STREAM, consumer_name, tas
 from dagnats.worker.execution import Execution
 from dagnats.worker.handler import Handler, HandlerFunc, make_handler
 from dagnats.worker.slots import Slots
+from dagnats.worker.watchdog import LoopWatchdog
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ class Worker:
         self._inflight: set[asyncio.Task[None]] = set()
         self._notice_sub: Any = None
         self._stopping = False
+        self.watchdog: LoopWatchdog | None = None
 
     def configure(
         self,
@@ -178,6 +180,8 @@ class Worker:
         self._notice_sub = await self._nc.subscribe(
             "dagnats.notice.*", cb=self._on_notice
         )
+        self.watchdog = LoopWatchdog(min(1.0, self.ack_wait_s / 3), self._running_async)
+        self.watchdog.start(asyncio.get_running_loop())
         for handler in self._handlers.values():
             await self._ensure_consumer(handler)
             task = asyncio.create_task(
@@ -196,6 +200,8 @@ class Worker:
         if self._stopping:
             return
         self._stopping = True
+        if self.watchdog is not None:
+            self.watchdog.stop()
         for task in self._fetchers:
             task.cancel()
         for task in self._fetchers:
@@ -336,6 +342,16 @@ class Worker:
         except (NatsError, TimeoutError) as exc:
             logger.warning("consumer not ready yet task=%s error=%r", handler.task, exc)
             return sub
+
+    def _running_async(self) -> list[str]:
+        """``run_id/step_id#attempt`` of the async handlers running now."""
+        if self._execution is None:
+            return []
+        return [
+            f"{e.ctx.run_id}/{e.ctx.step_id}#{e.ctx.attempt}"
+            for e in list(self._execution.running.values())
+            if self._handlers[e.ctx.task].is_async
+        ]
 
     async def _on_notice(self, msg: Msg) -> None:
         if self._execution is None:
