@@ -36,6 +36,7 @@ from dagnats.errors import (
 from dagnats.natsio import connect, ensure_resources
 from dagnats.protocol import (
     DEFS_BUCKET,
+    HISTORY_STREAM,
     MSG_ID_HEADER,
     RUNS_BUCKET,
     ErrorInfo,
@@ -72,6 +73,7 @@ class Client:
         self._nc = nc
         self._own_connection = nc is None
         self._ready = False
+        self._runs_kv: Any = None
 
     async def __aenter__(self) -> Client:
         await self.connect()
@@ -95,6 +97,7 @@ class Client:
                 await self._nc.drain()
             self._nc = None
             self._ready = False
+            self._runs_kv = None
 
     @property
     def nc(self) -> NatsClient:
@@ -175,18 +178,32 @@ class Client:
         Raises:
             RunNotFoundError: no run has that id.
         """
-        kv = await self.nc.jetstream().key_value(RUNS_BUCKET)
-        try:
-            entry = await kv.get(run_key(run_id))
-            if entry.value:
-                return Run.model_validate(json.loads(entry.value))
-        except KeyNotFoundError:
-            pass
+        snapshot = await self._snapshot(run_id)
+        if snapshot is not None:
+            return snapshot
         # Not snapshotted yet: the history stream is the truth (DESIGN §1).
         state = fold_events(await read_events(self.nc.jetstream(), run_id))
         if state is None:
             raise RunNotFoundError(run_id)
         return Run.model_validate(run_to_dict(state, with_definition=False))
+
+    async def _snapshot(self, run_id: str) -> Run | None:
+        if self._runs_kv is None:
+            self._runs_kv = await self.nc.jetstream().key_value(RUNS_BUCKET)
+        try:
+            entry = await self._runs_kv.get(run_key(run_id))
+        except KeyNotFoundError:
+            return None
+        return Run.model_validate(json.loads(entry.value)) if entry.value else None
+
+    async def _has_history(self, run_id: str) -> bool:
+        try:
+            await self.nc.jetstream().get_last_msg(
+                HISTORY_STREAM, history_subject(run_id)
+            )
+        except NotFoundError:
+            return False
+        return True
 
     async def events(self, run_id: str) -> list[Event]:
         """Every event of a run, oldest first.
@@ -256,9 +273,11 @@ class Client:
 
         sub = await self.nc.subscribe(history_subject(run_id), cb=on_event)
         try:
-            run = await self.get_run(run_id)
-            if run.is_terminal:
+            run = await self._snapshot(run_id)
+            if run is not None and run.is_terminal:
                 return _output_or_raise(run)
+            if run is None and not await self._has_history(run_id):
+                raise RunNotFoundError(run_id)
             return await asyncio.wait_for(self._terminal(queue, run_id), timeout)
         except TimeoutError:
             raise WaitTimeoutError(run_id, timeout or 0.0) from None
@@ -335,12 +354,26 @@ class Client:
             try:
                 event = await asyncio.wait_for(queue.get(), _SNAPSHOT_POLL_S)
             except TimeoutError:
-                run = await self.get_run(run_id)
-                if run.is_terminal:
+                run = await self._snapshot(run_id)
+                if run is not None and run.is_terminal:
                     return _output_or_raise(run)
                 continue
             if _is_terminal_event(event):
+                # Return once get_run() shows it too (the snapshot follows
+                # the event by a moment), so callers read consistent state.
+                final = await self._terminal_snapshot(run_id)
+                if final is not None:
+                    return _output_or_raise(final)
                 return _output_of_event(event, run_id)
+
+    async def _terminal_snapshot(self, run_id: str) -> Run | None:
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            run = await self._snapshot(run_id)
+            if run is not None and run.is_terminal:
+                return run
+            await asyncio.sleep(0.002)
+        return None
 
 
 def _is_terminal_event(event: Event) -> bool:

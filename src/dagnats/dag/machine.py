@@ -341,7 +341,8 @@ def _next_retry_count(step: StepState) -> int:
 
 
 def _on_step_paused(decision: Decision, event: Event, limits: Limits) -> None:
-    assert isinstance(event, StepPaused) and decision.state is not None
+    assert isinstance(event, StepPaused)
+    assert decision.state is not None
     step = decision.state.steps.get(event.step_id)
     stale = _stale_reason(step, event)
     if step is None or stale:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -24,6 +25,7 @@ from dagnats.dag.snapshot import run_to_dict
 from dagnats.protocol import (
     MSG_ID_HEADER,
     TASK_STREAM,
+    Event,
     StepDeadLettered,
     StepDispatched,
     TaskPayload,
@@ -45,17 +47,38 @@ class Effects:
         self._nc = nc
         self._js = js
 
+    async def perform_batch(self, batch: list[tuple[RunState, list[Action]]]) -> None:
+        """Carry out the actions of several runs; raises if NATS refuses one.
+
+        Publishes are pipelined: each run's actions are sent in order without
+        waiting for one acknowledgement before the next, then the records
+        that need a stored sequence (``step.dispatched``, ``step.dead_lettered``)
+        follow.
+        """
+        await asyncio.gather(
+            *(self._perform_run(run, acts) for run, acts in batch if acts)
+        )
+
     async def perform(self, run: RunState, actions: list[Action]) -> None:
-        """Carry out ``actions`` in order; raises if NATS refuses one."""
-        for action in actions:
-            if isinstance(action, DispatchTask):
-                await self._dispatch(run, action)
-            elif isinstance(action, RecordEvent):
-                await self.publish_event(action.event)
-            elif isinstance(action, DeadLetter):
-                await self._dead_letter(run, action)
-            elif isinstance(action, SupersedeAttempt):
-                await self._supersede(run, action)
+        """Carry out one run's ``actions``; raises if NATS refuses one."""
+        await self._perform_run(run, actions)
+
+    async def _perform_run(self, run: RunState, actions: list[Action]) -> None:
+        followups = await asyncio.gather(*(self._primary(run, a) for a in actions))
+        await asyncio.gather(
+            *(self.publish_event(e) for e in followups if e is not None)
+        )
+
+    async def _primary(self, run: RunState, action: Action) -> Event | None:
+        if isinstance(action, DispatchTask):
+            return await self._dispatch(run, action)
+        if isinstance(action, RecordEvent):
+            await self.publish_event(action.event)
+        elif isinstance(action, DeadLetter):
+            return await self._dead_letter(run, action)
+        elif isinstance(action, SupersedeAttempt):
+            await self._supersede(run, action)
+        return None
 
     async def publish_event(self, event: Any) -> int:
         """Append ``event`` to its run's history; returns the stream sequence."""
@@ -66,7 +89,7 @@ class Effects:
         )
         return int(ack.seq)
 
-    async def _dispatch(self, run: RunState, action: DispatchTask) -> None:
+    async def _dispatch(self, run: RunState, action: DispatchTask) -> StepDispatched:
         now = time.time()
         payload = TaskPayload(
             run_id=run.run_id,
@@ -107,9 +130,9 @@ class Effects:
             task_seq=int(ack.seq),
             dispatch=action.dispatch,
         )
-        await self.publish_event(record)
+        return record
 
-    async def _dead_letter(self, run: RunState, action: DeadLetter) -> None:
+    async def _dead_letter(self, run: RunState, action: DeadLetter) -> StepDeadLettered:
         step = run.steps[action.step_id]
         entry = {
             "workflow": run.workflow.name,
@@ -144,7 +167,7 @@ class Effects:
             error=action.error,
             dead_letter_seq=int(ack.seq),
         )
-        await self.publish_event(record)
+        return record
 
     async def _supersede(self, run: RunState, action: SupersedeAttempt) -> None:
         notice = {

@@ -16,7 +16,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 
-from dagnats.dag import Limits, RunState, Timer, advance, timers
+from dagnats.dag import Action, Limits, RunState, Timer, advance, timers
 from dagnats.dag.snapshot import run_from_dict, run_to_dict
 from dagnats.engine.effects import Effects
 from dagnats.engine.replay import replay_history
@@ -132,10 +132,8 @@ class Engine:
                 sub = await self._rebind(sub)
                 continue
             backoff = 0.1
-            for index, msg in enumerate(msgs):
-                if not await self._handle(msg):
-                    await self._nak_all(msgs[index:])
-                    break
+            if not await self._apply_batch(msgs):
+                await self._nak_all(msgs)
 
     async def _rebind(self, sub: object) -> object:
         try:
@@ -152,44 +150,68 @@ class Engine:
             with contextlib.suppress(NatsError, TimeoutError):
                 await msg.nak(delay=1.0)
 
-    async def _handle(self, msg: Msg) -> bool:
-        """Apply one event; False when NATS refused an action (retry later)."""
+    async def _apply_batch(self, msgs: list[Msg]) -> bool:
+        """Fold a batch, perform its actions, save snapshots, then ack it.
+
+        Decisions are made one event at a time (the fold is sequential);
+        the resulting publishes go out pipelined, one ordered list per run,
+        and each touched run is snapshotted once. Nothing is acknowledged
+        before every action of the batch is stored (DESIGN §3.2); on a NATS
+        error the batch is rolled back and redelivered, and the repeated
+        actions are deduplicated by their message ids.
+        """
+        working: dict[str, RunState | None] = {}
+        planned: dict[str, list[Action]] = {}
+        for msg in msgs:
+            await self._fold_one(msg, working, planned)
+
+        changed = {
+            run_id: state for run_id, state in working.items() if state is not None
+        }
+        try:
+            await self._effects.perform_batch(
+                [(changed[run_id], actions) for run_id, actions in planned.items()]
+            )
+            await asyncio.gather(*(self._save(state) for state in changed.values()))
+        except (NatsError, TimeoutError) as exc:
+            logger.warning("engine actions failed, batch will be retried error=%r", exc)
+            return False
+        for run_id, state in changed.items():
+            self._keep(run_id, state)
+        for msg in msgs:
+            with contextlib.suppress(NatsError):
+                await msg.ack()
+        return True
+
+    async def _fold_one(
+        self,
+        msg: Msg,
+        working: dict[str, RunState | None],
+        planned: dict[str, list[Action]],
+    ) -> None:
         seq = msg.metadata.sequence.stream
         try:
             event = decode_event(msg.data)
         except ValidationError as exc:
             await self._dead_letter_poison(msg, seq, str(exc))
-            return True
-
-        state = await self._state_of(event.run_id)
+            return
+        run_id = event.run_id
+        state = working[run_id] if run_id in working else await self._state_of(run_id)
         if state is not None and state.last_seq >= seq:
-            await msg.ack()
-            return True
+            return
         try:
             decision = advance(state, event, self._limits)
         except Exception as exc:
-            # Supervision boundary: a bug in the core must not wedge every run.
+            # A bug in the core must not wedge every run: park the event.
             logger.exception(
-                "engine failed to apply event run_id=%s seq=%d", event.run_id, seq
+                "engine failed to apply event run_id=%s seq=%d", run_id, seq
             )
             await self._dead_letter_poison(msg, seq, repr(exc))
-            return True
+            return
         if decision.state is None:
-            await msg.ack()
-            return True
-
-        try:
-            await self._effects.perform(decision.state, decision.actions)
-            new_state = replace(decision.state, last_seq=seq)
-            await self._save(new_state)
-        except (NatsError, TimeoutError) as exc:
-            logger.warning(
-                "engine action failed, will retry run_id=%s error=%r", event.run_id, exc
-            )
-            return False
-        self._keep(event.run_id, new_state)
-        await msg.ack()
-        return True
+            return
+        working[run_id] = replace(decision.state, last_seq=seq)
+        planned.setdefault(run_id, []).extend(decision.actions)
 
     async def _state_of(self, run_id: str) -> RunState | None:
         state = self._runs.get(run_id) or self._recent.get(run_id)

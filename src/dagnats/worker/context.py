@@ -130,7 +130,7 @@ class TaskContext:
 
     @property
     def resumed_from(self) -> str:
-        """Name given to :meth:`pause` by the execution this one resumes ('' if none)."""
+        """The name passed to :meth:`pause` by the execution this one resumes."""
         return self._payload.resumed_from
 
     @property

@@ -131,11 +131,9 @@ class Execution:
             worker_id=self._worker_id,
             task_id=payload.task_id,
         )
-        if not await self._publish(started):
-            with contextlib.suppress(NatsError, TimeoutError):
-                await msg.nak(delay=1.0)
-            return
-
+        # Pipelined: the handler starts while step.started is being stored;
+        # the result is published only after it (same subject, same order).
+        started_stored = asyncio.create_task(self._publish(started))
         beats = None
         if handler.auto_heartbeat:
             beats = asyncio.create_task(_auto_heartbeat(entry.lease, ack_wait_s / 3))
@@ -145,9 +143,10 @@ class Execution:
             entry.lease.mark_resolved()
             if beats is not None:
                 beats.cancel()
-        if entry.lease.is_lost:
-            # Superseded: the engine ignores this attempt's result, and an
-            # ack could remove the copy another worker now runs.
+        if not await started_stored or entry.lease.is_lost:
+            # Not recorded as started (NATS down), or superseded: the engine
+            # ignores this attempt's result, and an ack could remove the copy
+            # another worker now runs. Redelivery decides what happens next.
             return
         await self._resolve(payload, ctx, outcome, msg)
 
