@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 
 import pytest
 from nats.js.api import RetentionPolicy
-from nats.js.errors import NotFoundError
 
 from dagnats.errors import ResourceConflictError
 from dagnats.natsio import EmbeddedServer, connect, ensure_resources
@@ -24,14 +23,6 @@ from dagnats.protocol import (
 
 STREAMS = (HISTORY_STREAM, TASK_STREAM, DEAD_LETTER_STREAM, OUTPUT_STREAM)
 BUCKETS = (DEFS_BUCKET, RUNS_BUCKET, CHECKPOINTS_BUCKET)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_resource_cache(monkeypatch: pytest.MonkeyPatch) -> None:
-    # ensure_resources skips any JetStreamContext whose id() it has seen before,
-    # and ids of freed contexts are reused (see the xfail test below); a fresh
-    # cache keeps these tests from depending on what earlier tests freed.
-    monkeypatch.setattr(resources_module, "_checked", set(), raising=False)
 
 
 # A server with JetStream but none of dagnats' streams or buckets.
@@ -124,14 +115,7 @@ async def test_history_stream_with_short_duplicate_window_is_widened(bare_nc):
     assert info.state.messages == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=NotFoundError,
-    reason=(
-        "ensure_resources caches id(js) in a module-level set; a new context that "
-        "reuses a freed context's id, on another server, is skipped"
-    ),
-)
+# Regression: a cache keyed on id(js) skipped new contexts reusing a freed id.
 async def test_a_new_context_reusing_a_freed_id_still_gets_resources(tmp_path):
     async with (
         EmbeddedServer(tmp_path / "a", port=0) as first,

@@ -84,24 +84,18 @@ BUCKETS = (
     BucketSpec(CHECKPOINTS_BUCKET, history=1),
 )
 
-_checked: set[int] = set()
-
 
 async def ensure_resources(js: JetStreamContext, *, replicas: int = 1) -> None:
-    """Create or adopt every stream and bucket (cheap after the first call).
+    """Create or adopt every stream and bucket (a few requests; call it at start).
 
     Raises:
         ResourceConflictError: a resource exists with a config that cannot
             be changed to what dagnats needs.
     """
-    key = id(js)
-    if key in _checked:
-        return
     for spec in STREAMS:
         await _ensure_stream(js, spec, replicas)
     for bucket in BUCKETS:
         await _ensure_bucket(js, bucket, replicas)
-    _checked.add(key)
 
 
 async def _ensure_stream(js: JetStreamContext, spec: StreamSpec, replicas: int) -> None:
