@@ -8,7 +8,7 @@ events always gives the same state and the same decisions (DESIGN §1).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from dagnats.dag.actions import (
@@ -21,7 +21,14 @@ from dagnats.dag.actions import (
 )
 from dagnats.dag.model import StepDef, WorkflowDef
 from dagnats.dag.retry import clamp_retry_after_ms, effective_policy, retry_delay_ns
-from dagnats.dag.state import AttemptRecord, RunState, RunStatus, StepState, StepStatus
+from dagnats.dag.state import (
+    AttemptRecord,
+    RunState,
+    RunStatus,
+    StepState,
+    StepStatus,
+)
+from dagnats.dag.state import evolve as replace
 from dagnats.protocol import (
     ErrorInfo,
     Event,

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from dagnats.dag.model import WorkflowDef
 from dagnats.protocol import ErrorInfo
+
+T = TypeVar("T")
+
+
+def evolve(obj: T, **changes: Any) -> T:
+    """A copy of the frozen, slotted dataclass ``obj`` with ``changes``.
+
+    ``dataclasses.replace`` re-inspects the fields on every call; the engine
+    makes several copies per event, so this direct slot copy matters.
+    """
+    new = object.__new__(type(obj))
+    for name in type(obj).__slots__:  # type: ignore[attr-defined]
+        value = changes[name] if name in changes else getattr(obj, name)
+        object.__setattr__(new, name, value)
+    return new
 
 
 class RunStatus(StrEnum):
@@ -122,7 +137,7 @@ class StepState:
         """Replace the record of ``record.retry_count`` or append it."""
         kept = tuple(r for r in self.history if r.retry_count != record.retry_count)
         ordered = sorted((*kept, record), key=lambda r: r.retry_count)
-        return replace(self, history=tuple(ordered))
+        return evolve(self, history=tuple(ordered))
 
     def attempt_record(self, retry_count: int) -> AttemptRecord:
         """The record of ``retry_count`` (a fresh one if absent)."""
@@ -158,4 +173,4 @@ class RunState:
         """A copy with ``step`` replaced."""
         steps = dict(self.steps)
         steps[step.step_id] = step
-        return replace(self, steps=steps)
+        return evolve(self, steps=steps)
