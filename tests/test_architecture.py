@@ -26,7 +26,9 @@ PACKAGES = [
 def test_import_direction_contracts_are_kept():
     lint = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
     assert lint is not None, "import-linter is a dev dependency"
-    result = subprocess.run([lint], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [lint], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 broken" in result.stdout
 

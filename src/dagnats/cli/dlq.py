@@ -93,7 +93,8 @@ def dlq_replay(
         )
     elif result.replayed:
         output.line(
-            f"replayed dead letter {result.seq}: run {result.run_id} resumes at {result.step_id!r}"
+            f"replayed dead letter {result.seq}: "
+            f"run {result.run_id} resumes at {result.step_id!r}"
         )
     else:
         output.line(f"nothing changed: {result.reason}")

@@ -93,8 +93,7 @@ class ReportingGroup(click.Group):
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
-        except Exception as exc:
-            # Supervision boundary: every failure of a command ends here.
+        except Exception as exc:  # noqa: BLE001 - the CLI's supervision boundary
             exit_for(exc)
 
 

@@ -47,11 +47,15 @@ def configure_logging(level: str, *, as_json: bool = False) -> Callable[[], None
     handler.setFormatter(formatter)
     handler.set_name(_HANDLER_NAME)
 
+    # The handler gets the level too: records of loggers set lower elsewhere
+    # (a test's caplog, say) must not reach stderr.
+    threshold = getattr(logging, level.upper(), logging.INFO)
+    handler.setLevel(threshold)
     root, client = logging.getLogger(), logging.getLogger("nats")
     saved = (root.level, client.level)
     _remove_handler(root)
     root.addHandler(handler)
-    root.setLevel(getattr(logging, level.upper(), logging.INFO))
+    root.setLevel(threshold)
     client.setLevel(logging.CRITICAL)
 
     def undo() -> None:

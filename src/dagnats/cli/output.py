@@ -11,6 +11,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -71,7 +72,7 @@ def run_detail(run: Run) -> None:
     if run.error is not None:
         console.print(f"error: {run.error}", markup=False)
 
-    table = Table("step", "status", "attempts", "output / error")
+    table = _table("step", "status", "attempts", "output / error")
     for step_id, step in run.steps.items():
         detail = str(step.error) if step.error else _short(step.output)
         table.add_row(step_id, step.status, str(step.attempts), detail)
@@ -82,7 +83,7 @@ def run_detail(run: Run) -> None:
 
 def run_table(runs: list[Run]) -> None:
     """Runs, one per row, in the order given."""
-    table = Table(show_edge=False)
+    table = _table()
     table.add_column("run_id", no_wrap=True, min_width=32)
     for name in ("workflow", "status"):
         table.add_column(name)
@@ -101,7 +102,7 @@ def run_table(runs: list[Run]) -> None:
 
 def event_table(events: list[Event]) -> None:
     """Events of a run, oldest first."""
-    table = Table(show_edge=False)
+    table = _table()
     table.add_column("time", no_wrap=True)
     table.add_column("type", no_wrap=True)
     for name in ("step", "attempt", "detail"):
@@ -127,10 +128,14 @@ def event_line(event: Event) -> None:
 
 def workflow_table(defs: list[WorkflowDef]) -> None:
     """Registered workflows."""
-    table = Table("name", "version", "steps", show_edge=False)
+    table = _table("name", "version", "steps")
     for defn in defs:
         table.add_row(defn.name, defn.version or "-", str(len(defn.steps)))
     _console().print(table)
+
+
+def _table(*columns: str) -> Table:
+    return Table(*columns, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
 
 
 def _event_detail(event: Event) -> str:

@@ -15,7 +15,12 @@ from nats.aio.client import Client as NatsClient
 from dagnats.cli import output
 from dagnats.cli.health import HealthServer
 from dagnats.cli.logconfig import LEVELS, configure_logging
-from dagnats.cli.options import explicit_group_nats_url, json_option, log_level
+from dagnats.cli.options import (
+    explicit_group_nats_url,
+    json_option,
+    log_level,
+    wants_json,
+)
 from dagnats.dag import Limits
 from dagnats.engine import Engine
 from dagnats.natsio import EmbeddedServer, connect, default_data_dir
@@ -112,6 +117,7 @@ def serve(
     --json an object with nats_url and http_url; log lines become JSON too),
     then runs until SIGINT or SIGTERM and stops the engine, then the server.
     """
+    as_json = wants_json(as_json)
     click.get_current_context().call_on_close(
         configure_logging(log_level(level, "INFO"), as_json=as_json)
     )

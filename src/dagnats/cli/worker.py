@@ -10,7 +10,13 @@ from typing import Any
 import click
 
 from dagnats.cli.logconfig import LEVELS, configure_logging
-from dagnats.cli.options import chosen_url, json_option, log_level, nats_url_option
+from dagnats.cli.options import (
+    chosen_url,
+    json_option,
+    log_level,
+    nats_url_option,
+    wants_json,
+)
 from dagnats.errors import ConfigurationError
 from dagnats.worker import Worker
 
@@ -60,7 +66,7 @@ def worker(
     --json, log lines are JSON. Exits 2 if MODULE:ATTR cannot be loaded.
     """
     click.get_current_context().call_on_close(
-        configure_logging(log_level(level, "INFO"), as_json=as_json)
+        configure_logging(log_level(level, "INFO"), as_json=wants_json(as_json))
     )
     found = load_worker(target)
     found.configure(

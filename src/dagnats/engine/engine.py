@@ -8,6 +8,7 @@ import json
 import logging
 from collections import OrderedDict
 from dataclasses import replace
+from typing import Any
 
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
@@ -62,6 +63,7 @@ class Engine:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
         self._kv = None
+        self._sub: Any = None
 
     async def __aenter__(self) -> Engine:
         await self.start()
@@ -86,6 +88,7 @@ class Engine:
         sub = await self._js.pull_subscribe_bind(
             durable=ENGINE_CONSUMER, stream=HISTORY_STREAM
         )
+        self._sub = sub
         self._tasks = [
             asyncio.create_task(self._consume(sub), name="engine-consume"),
             asyncio.create_task(self._timers.run(), name="engine-timers"),
@@ -101,6 +104,11 @@ class Engine:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        if self._sub is not None:
+            # Unsubscribed, an idle pull request cannot hold a later drain.
+            with contextlib.suppress(NatsError):
+                await self._sub.unsubscribe()
+            self._sub = None
         logger.info("engine stopped")
 
     async def _ensure_consumer(self) -> int:
@@ -129,7 +137,7 @@ class Engine:
                 logger.warning("engine fetch failed, retrying error=%r", exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _MAX_BACKOFF_S)
-                sub = await self._rebind(sub)
+                sub = self._sub = await self._rebind(sub)
                 continue
             backoff = 0.1
             if not await self._apply_batch(msgs):

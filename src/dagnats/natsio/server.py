@@ -18,6 +18,7 @@ import ctypes
 import logging
 import os
 import shutil
+import secrets
 import signal
 import socket
 import subprocess
@@ -103,6 +104,7 @@ class EmbeddedServer:
         self.port = port
         self.max_store_bytes = max_store_bytes
         self._process: subprocess.Popen[bytes] | None = None
+        self._name = f"dagnats-{os.getpid()}-{secrets.token_hex(4)}"
         self._log_path = self.data_dir / "nats-server.log"
 
     @property
@@ -179,6 +181,10 @@ class EmbeddedServer:
             str(self.port),
             "-l",
             str(self._log_path),
+            # A name of our own, so readiness is checked against this
+            # process and not another server that holds the port.
+            "--server_name",
+            self._name,
         ]
         if self.max_store_bytes:
             args += ["--max_file_store", str(self.max_store_bytes)]
@@ -210,7 +216,8 @@ class EmbeddedServer:
             return False
         try:
             line = await asyncio.wait_for(reader.readline(), timeout=1.0)
-            return line.startswith(b"INFO") and b"jetstream" in line
+            info = line.startswith(b"INFO") and b"jetstream" in line
+            return info and f'"server_name":"{self._name}"'.encode() in line
         except (OSError, TimeoutError):
             return False
         finally:
