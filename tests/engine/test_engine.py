@@ -267,3 +267,18 @@ async def test_list_runs_filters_and_sorts_newest_first(nats_url):
 async def _listed(client, count):
     runs = await client.list_runs(workflow="hello-world", status="completed")
     return runs if len(runs) == count else None
+
+
+async def test_start_runs_starts_many_runs_pipelined(nats_url):
+    worker = _hello_worker(nats_url)
+    async with (
+        running_engine(nats_url),
+        running_worker(worker),
+        connected_client(nats_url) as client,
+    ):
+        await client.register_workflow(EXAMPLES / "hello-world.json")
+        names = [f"n{i}" for i in range(50)]
+        run_ids = await client.start_runs("hello-world", names, chunk_size=16)
+        outputs = [await client.wait(run_id, timeout=30) for run_id in run_ids]
+    assert len(set(run_ids)) == 50
+    assert outputs == [f"HELLO, {name.upper()}!" for name in names]

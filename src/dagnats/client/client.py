@@ -172,6 +172,41 @@ class Client:
         logger.info("run started run_id=%s workflow=%s", run_id, workflow)
         return run_id
 
+    async def start_runs(
+        self, workflow: str, inputs: list[Any], *, chunk_size: int = 512
+    ) -> list[str]:
+        """Start one run per input, pipelined; returns the run ids in order.
+
+        Every start is stored before this returns (each publish is
+        acknowledged); up to ``chunk_size`` are in flight at once.
+
+        Raises:
+            WorkflowNotFoundError: the workflow is not registered.
+            InputError: an input is not JSON or is too large.
+        """
+        defn = (await self.get_workflow(workflow)).to_json_dict()
+        js = self.nc.jetstream()
+        run_ids: list[str] = []
+        for start in range(0, len(inputs), chunk_size):
+            events = [
+                WorkflowStarted(run_id=uuid.uuid4().hex, workflow=defn, input=value)
+                for value in inputs[start : start + chunk_size]
+            ]
+            bodies = [_encoded_start(event, self.nc.max_payload) for event in events]
+            await asyncio.gather(
+                *(
+                    js.publish(
+                        history_subject(e.run_id),
+                        body,
+                        headers={MSG_ID_HEADER: e.msg_id},
+                    )
+                    for e, body in zip(events, bodies, strict=True)
+                )
+            )
+            run_ids.extend(e.run_id for e in events)
+        logger.info("runs started workflow=%s count=%d", workflow, len(run_ids))
+        return run_ids
+
     async def get_run(self, run_id: str) -> Run:
         """The current state of a run.
 
