@@ -13,6 +13,7 @@ import click
 from dagnats.cli.dlq import dlq
 from dagnats.cli.errors import EXIT_CODES, ReportingGroup
 from dagnats.cli.logconfig import LEVELS, configure_logging
+from dagnats.cli.logs import logs
 from dagnats.cli.options import JSON_HELP, NATS_URL_HELP
 from dagnats.cli.run import run
 from dagnats.cli.serve import serve
@@ -51,6 +52,7 @@ def cli(
 cli.add_command(serve)
 cli.add_command(worker)
 cli.add_command(workflow)
+run.add_command(logs)
 cli.add_command(run)
 cli.add_command(dlq)
 

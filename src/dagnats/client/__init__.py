@@ -7,9 +7,11 @@ from dagnats.client.deadletters import (
     ReplayResult,
 )
 from dagnats.client.models import Run, StepInfo
+from dagnats.client.streaming import Chunk
 from dagnats.client.sync import SyncClient
 
 __all__ = [
+    "Chunk",
     "Client",
     "DeadLetterEntry",
     "DeadLetterNotFoundError",

@@ -8,6 +8,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from dagnats.client.deadletters import (
 )
 from dagnats.client.history import fold_events, read_events
 from dagnats.client.models import Run
+from dagnats.client.streaming import Chunk, stream_chunks
 from dagnats.dag import WorkflowDef, parse_workflow, parse_workflow_file
 from dagnats.dag.snapshot import run_to_dict
 from dagnats.errors import (
@@ -239,6 +241,18 @@ class Client:
         except NotFoundError:
             return False
         return True
+
+    def stream(
+        self, run_id: str, step_id: str | None = None, *, follow: bool = True
+    ) -> AsyncIterator[Chunk]:
+        """Chunks a run's steps streamed, in order from the first one.
+
+        ``async for chunk in client.stream(run_id):`` yields every chunk
+        (``chunk.step_id``, ``chunk.attempt``, ``chunk.data``) even when
+        called late, and ends when the step (or, without ``step_id``, the
+        run) resolves; with ``follow=False`` it ends after what is stored.
+        """
+        return stream_chunks(self.nc, run_id, step_id, follow=follow)
 
     async def events(self, run_id: str) -> list[Event]:
         """Every event of a run, oldest first.

@@ -17,8 +17,8 @@ import contextlib
 import ctypes
 import logging
 import os
-import shutil
 import secrets
+import shutil
 import signal
 import socket
 import subprocess

@@ -17,6 +17,7 @@ from nats.js.kv import KeyValue
 from dagnats.errors import TaskAlreadyResolvedError
 from dagnats.protocol import ErrorInfo, FailureKind, TaskPayload, checkpoint_key
 from dagnats.worker.lease import Lease
+from dagnats.worker.streaming import ChunkPublisher
 
 _BRIDGE_TIMEOUT_S = 30.0
 _MAX_PAUSE_S = 86_400.0
@@ -67,6 +68,7 @@ class TaskContext:
         *,
         loop: asyncio.AbstractEventLoop | None = None,
         checkpoints: KeyValue | None = None,
+        chunks: ChunkPublisher | None = None,
     ) -> None:
         self._payload = payload
         self._retry_count = retry_count
@@ -74,6 +76,7 @@ class TaskContext:
         self._lease = lease
         self._loop = loop
         self._checkpoints = checkpoints
+        self._chunks = chunks
         self._lock = threading.Lock()
         self._outcome: Outcome | None = None
         self._cancelled = threading.Event()
@@ -162,6 +165,24 @@ class TaskContext:
                 unreachable for longer than the AckWait.
         """
         self._lease.heartbeat()
+
+    def put_stream(self, chunk: Any) -> None:
+        """Publish a piece of output (bytes, text or any JSON value) as it is made.
+
+        Never blocks: chunks are stored in order in the background and all
+        of them before the step's result. Readers get them with
+        ``Client.stream`` or ``dagnats run logs``.
+
+        Raises:
+            ValueError: the chunk is over 512 KiB (split it, or store large
+                data elsewhere and stream a reference).
+            TypeError: the value is not bytes, text or JSON.
+            ChunkBacklogError: too many chunks are still waiting to be stored.
+            TaskAlreadyResolvedError: the task was already resolved.
+        """
+        if self._chunks is None:
+            raise RuntimeError("put_stream() is only available inside a running worker")
+        self._chunks.put(chunk)
 
     def complete(self, output: Any = None) -> None:
         """Complete the step with ``output`` (any JSON value).

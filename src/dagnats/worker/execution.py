@@ -32,6 +32,7 @@ from dagnats.worker.context import Outcome, TaskContext, error_info
 from dagnats.worker.handler import Handler
 from dagnats.worker.lease import Lease
 from dagnats.worker.outcomes import PermanentFailure, RetryAfter
+from dagnats.worker.streaming import ChunkPublisher
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class Running:
 
     ctx: TaskContext
     lease: Lease
+    chunks: ChunkPublisher
     task: asyncio.Task[object] | None = None
     started: float = field(default_factory=time.monotonic)
 
@@ -99,6 +101,14 @@ class Execution:
         ack_wait_s = handler.ack_wait_s or self._default_ack_wait_s
         loop = asyncio.get_running_loop()
         lease = Lease(msg, self._nc, loop, ack_wait_s)
+        chunks = ChunkPublisher(
+            self._nc,
+            payload.run_id,
+            payload.step_id,
+            retry_count,
+            loop,
+            dispatch=payload.dispatch,
+        )
         ctx = TaskContext(
             payload,
             retry_count,
@@ -106,14 +116,16 @@ class Execution:
             lease,
             loop=loop,
             checkpoints=self._checkpoints,
+            chunks=chunks,
         )
-        entry = Running(ctx, lease)
+        entry = Running(ctx, lease, chunks)
         key = (payload.task_id, retry_count)
         self.running[key] = entry
         try:
             await self._run_attempt(handler, msg, payload, entry, ack_wait_s)
         finally:
             self.running.pop(key, None)
+            await chunks.close()
 
     async def _run_attempt(
         self,
@@ -148,6 +160,9 @@ class Execution:
             # ignores this attempt's result, and an ack could remove the copy
             # another worker now runs. Redelivery decides what happens next.
             return
+        # Every chunk is stored before the result, so a reader that sees the
+        # result has seen all of the attempt's output (DESIGN §5).
+        await entry.chunks.close()
         await self._resolve(payload, ctx, outcome, msg)
 
     async def _outcome_of(
