@@ -75,6 +75,7 @@ class Worker:
         self._executor: ThreadPoolExecutor | None = None
         self._slots = Slots(max_in_flight)
         self._fetchers: list[asyncio.Task[None]] = []
+        self._subs: dict[str, Any] = {}
         self._inflight: set[asyncio.Task[None]] = set()
         self._notice_sub: Any = None
         self._stopping = False
@@ -207,6 +208,13 @@ class Worker:
         for task in self._fetchers:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        # Without interest, the server stops handing us messages through pull
+        # requests still open for the cancelled fetches; a message released
+        # below then goes straight to another worker.
+        for pull_sub in self._subs.values():
+            with contextlib.suppress(NatsError):
+                await pull_sub.unsubscribe()
+        self._subs.clear()
         await self._drain()
         if self._notice_sub is not None:
             with contextlib.suppress(NatsError):
@@ -284,7 +292,7 @@ class Worker:
             raise
 
     async def _fetch_forever(self, handler: Handler) -> None:
-        sub = await self._bind(handler)
+        sub = self._subs[handler.task] = await self._bind(handler)
         backoff = 0.1
         idle = True
         while not self._stopping:
@@ -300,7 +308,7 @@ class Worker:
                 msgs = []
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _MAX_BACKOFF_S)
-                sub = await self._rebind(handler, sub)
+                sub = self._subs[handler.task] = await self._rebind(handler, sub)
             else:
                 backoff = 0.1
             if batch > len(msgs):
