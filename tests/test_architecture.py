@@ -40,3 +40,31 @@ def test_public_names_exist_and_are_unique(name):
     assert len(exported) == len(set(exported))
     missing = [item for item in exported if not hasattr(module, item)]
     assert missing == []
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name, path=str(Path(sys.executable).parent))
+    assert found is not None, f"{name} is a dev dependency"
+    return found
+
+
+def test_ruff_finds_nothing():
+    result = subprocess.run(
+        [_tool("ruff"), "check", "src", "tests", "examples"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout
+
+
+def test_mypy_strict_passes_on_the_package():
+    result = subprocess.run(
+        [_tool("mypy"), "src/dagnats"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout

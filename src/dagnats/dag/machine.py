@@ -166,7 +166,7 @@ def _on_started(
 
 def _rejected_run(event: WorkflowStarted, message: str) -> Decision:
     defn = WorkflowDef.model_construct(
-        name=str(event.workflow.get("name", "")), steps=[]
+        name=str(event.workflow.get("name", "")), steps=()
     )
     error = ErrorInfo(type="InvalidWorkflow", message=message)
     run = RunState(

@@ -15,6 +15,7 @@ from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
+from nats.js.kv import KeyValue
 from pydantic import ValidationError
 
 from dagnats.dag import Action, Limits, RunState, Timer, advance, timers
@@ -62,7 +63,7 @@ class Engine:
         self._timers = TimerQueue(self._fire_timer)
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
-        self._kv = None
+        self._kv: KeyValue | None = None
         self._sub: Any = None
 
     async def __aenter__(self) -> Engine:
