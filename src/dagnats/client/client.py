@@ -314,13 +314,7 @@ class Client:
             WaitTimeoutError: it did not finish within ``timeout`` seconds.
             RunNotFoundError: no run has that id.
         """
-        queue: asyncio.Queue[Event] = asyncio.Queue()
-
-        async def on_event(msg: Any) -> None:
-            with contextlib.suppress(ValueError):
-                queue.put_nowait(decode_event(msg.data))
-
-        sub = await self.nc.subscribe(history_subject(run_id), cb=on_event)
+        queue, sub = await self._follow(run_id)
         try:
             run = await self._snapshot(run_id)
             if run is not None and run.is_terminal:
@@ -390,8 +384,28 @@ class Client:
         self, workflow: str, input: Any = None, *, timeout: float | None = None
     ) -> Any:
         """Start a run and wait for its output (``start_run`` then ``wait``)."""
-        run_id = await self.start_run(workflow, input)
-        return await self.wait(run_id, timeout)
+        run_id = uuid.uuid4().hex
+        # Following before starting: no event can be missed, so no lookup
+        # of the snapshot is needed (one round trip less per run).
+        queue, sub = await self._follow(run_id)
+        try:
+            await self.start_run(workflow, input, run_id=run_id)
+            return await asyncio.wait_for(self._terminal(queue, run_id), timeout)
+        except TimeoutError:
+            raise WaitTimeoutError(run_id, timeout or 0.0) from None
+        finally:
+            with contextlib.suppress(NatsError):
+                await sub.unsubscribe()
+
+    async def _follow(self, run_id: str) -> tuple[asyncio.Queue[Event], Any]:
+        """A queue fed with the run's events as they are published."""
+        queue: asyncio.Queue[Event] = asyncio.Queue()
+
+        async def on_event(msg: Any) -> None:
+            with contextlib.suppress(ValueError):
+                queue.put_nowait(decode_event(msg.data))
+
+        return queue, await self.nc.subscribe(history_subject(run_id), cb=on_event)
 
     async def _terminal(self, queue: asyncio.Queue[Event], run_id: str) -> Any:
         """The output once the run ends: from its events, or its snapshot.

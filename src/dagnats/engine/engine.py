@@ -178,10 +178,12 @@ class Engine:
             run_id: state for run_id, state in working.items() if state is not None
         }
         try:
-            await self._effects.perform_batch(
-                [(changed[run_id], actions) for run_id, actions in planned.items()]
-            )
-            await asyncio.gather(*(self._save(state) for state in changed.values()))
+            # Snapshots go first on the wire, so a client that sees a run's
+            # final event reads its final snapshot too. They are caches: if
+            # an action fails, the batch is redone from memory.
+            saves = [self._save(state) for state in changed.values()]
+            work = [(changed[run_id], actions) for run_id, actions in planned.items()]
+            await asyncio.gather(*saves, self._effects.perform_batch(work))
         except (NatsError, TimeoutError) as exc:
             logger.warning("engine actions failed, batch will be retried error=%r", exc)
             return False
