@@ -158,6 +158,7 @@ def _on_started(
         created_at=event.ts,
         updated_at=event.ts,
         deadline_at=deadline,
+        definition=event.workflow,
     )
     decision = Decision(run)
     _dispatch_ready(decision, event.ts, limits)

@@ -31,7 +31,7 @@ def run_to_dict(run: RunState, *, with_definition: bool = True) -> dict[str, Any
         "last_seq": run.last_seq,
     }
     if with_definition:
-        data["definition"] = run.workflow.to_json_dict()
+        data["definition"] = run.definition or run.workflow.to_json_dict()
     return data
 
 
@@ -52,6 +52,7 @@ def run_from_dict(data: dict[str, Any]) -> RunState:
         finished_at=data.get("finished_at"),
         deadline_at=data.get("deadline_at"),
         last_seq=data.get("last_seq", 0),
+        definition=data["definition"],
     )
 
 

@@ -164,6 +164,9 @@ class RunState:
     finished_at: float | None = None
     deadline_at: float | None = None
     last_seq: int = 0
+    # The pinned definition as it was written in workflow.started: kept to
+    # write snapshots without re-serialising the model on every save.
+    definition: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def step(self, step_id: str) -> StepState:
         """The state of ``step_id``."""

@@ -36,7 +36,7 @@ from dagnats.protocol import (
 
 logger = logging.getLogger(__name__)
 
-_RECENT_TERMINAL_RUNS = 1024
+_RECENT_TERMINAL_RUNS = 10_000
 _FETCH_TIMEOUT_S = 1.0
 _MAX_BACKOFF_S = 5.0
 
@@ -171,8 +171,9 @@ class Engine:
         """
         working: dict[str, RunState | None] = {}
         planned: dict[str, list[Action]] = {}
+        dirty: set[str] = set()
         for msg in msgs:
-            await self._fold_one(msg, working, planned)
+            await self._fold_one(msg, working, planned, dirty)
 
         changed = {
             run_id: state for run_id, state in working.items() if state is not None
@@ -181,7 +182,9 @@ class Engine:
             # Snapshots go first on the wire, so a client that sees a run's
             # final event reads its final snapshot too. They are caches: if
             # an action fails, the batch is redone from memory.
-            saves = [self._save(state) for state in changed.values()]
+            saves = [
+                self._save(changed[run_id]) for run_id in dirty if run_id in changed
+            ]
             work = [(changed[run_id], actions) for run_id, actions in planned.items()]
             await asyncio.gather(*saves, self._effects.perform_batch(work))
         except (NatsError, TimeoutError) as exc:
@@ -199,6 +202,7 @@ class Engine:
         msg: Msg,
         working: dict[str, RunState | None],
         planned: dict[str, list[Action]],
+        dirty: set[str],
     ) -> None:
         seq = msg.metadata.sequence.stream
         try:
@@ -221,6 +225,10 @@ class Engine:
             return
         if decision.state is None:
             return
+        if decision.state is not state:
+            # Only a real change is worth a snapshot: a record event coming
+            # back folds to the same state, and applying it again is a no-op.
+            dirty.add(run_id)
         working[run_id] = replace(decision.state, last_seq=seq)
         planned.setdefault(run_id, []).extend(decision.actions)
 
