@@ -323,3 +323,30 @@ def test_invalid_pinned_definition_fails_the_run_instead_of_raising():
     )
     assert decision.state.status is RunStatus.FAILED
     assert _records(decision.actions, WorkflowFailed)
+
+
+def test_records_the_engine_may_skip_never_change_the_state():
+    from dagnats.protocol import (
+        NO_OP_RECORDS,
+        StepDeadLettered,
+        StepRetryScheduled,
+        StepSkipped,
+    )
+
+    state, _ = _start(_diamond())
+    error = ErrorInfo(type="E", message="m")
+    samples = [
+        WorkflowCompleted(run_id=RUN, output=1),
+        WorkflowFailed(run_id=RUN, error=error),
+        StepRetryScheduled(run_id=RUN, step_id="a", attempt=1, due_at=5.0),
+        StepSkipped(run_id=RUN, step_id="b"),
+        StepDeadLettered(run_id=RUN, step_id="a", error=error),
+        StepResultIgnored(
+            run_id=RUN, step_id="a", ignored="step.completed", reason="r"
+        ),
+    ]
+    assert {event.type for event in samples} == NO_OP_RECORDS
+    for event in samples:
+        decision = advance(state, event)
+        assert decision.state is state
+        assert decision.actions == []

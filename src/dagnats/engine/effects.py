@@ -23,6 +23,7 @@ from dagnats.dag import (
 )
 from dagnats.dag.snapshot import run_to_dict
 from dagnats.protocol import (
+    KIND_HEADER,
     MSG_ID_HEADER,
     TASK_STREAM,
     Event,
@@ -85,7 +86,7 @@ class Effects:
         ack = await self._js.publish(
             history_subject(event.run_id),
             encode_event(event),
-            headers={MSG_ID_HEADER: event.msg_id},
+            headers={MSG_ID_HEADER: event.msg_id, KIND_HEADER: event.type.value},
         )
         return int(ack.seq)
 

@@ -27,7 +27,9 @@ from dagnats.natsio import ensure_resources
 from dagnats.protocol import (
     ENGINE_CONSUMER,
     HISTORY_STREAM,
+    KIND_HEADER,
     MSG_ID_HEADER,
+    NO_OP_RECORDS,
     RUNS_BUCKET,
     Event,
     decode_event,
@@ -205,6 +207,8 @@ class Engine:
         dirty: set[str],
     ) -> None:
         seq = msg.metadata.sequence.stream
+        if msg.headers and msg.headers.get(KIND_HEADER) in NO_OP_RECORDS:
+            return  # our own record coming back: nothing to fold
         try:
             event = decode_event(msg.data)
         except ValidationError as exc:

@@ -11,7 +11,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic import ValidationError
 
 from dagnats.dag import Limits, RunState, advance
-from dagnats.protocol import HISTORY_STREAM, decode_event
+from dagnats.protocol import HISTORY_STREAM, KIND_HEADER, NO_OP_RECORDS, decode_event
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,8 @@ async def replay_history(
                 seq = msg.metadata.sequence.stream
                 if seq > upto_seq:
                     break
+                if msg.headers and msg.headers.get(KIND_HEADER) in NO_OP_RECORDS:
+                    continue
                 _fold(runs, msg.data, seq, limits)
                 count += 1
     finally:

@@ -7,6 +7,8 @@ from dagnats.protocol.durations import (
     to_nanoseconds,
 )
 from dagnats.protocol.events import (
+    KIND_HEADER,
+    NO_OP_RECORDS,
     ErrorInfo,
     Event,
     EventKind,
@@ -62,8 +64,10 @@ __all__ = [
     "DEFS_BUCKET",
     "ENGINE_CONSUMER",
     "HISTORY_STREAM",
+    "KIND_HEADER",
     "MAX_NAME_LENGTH",
     "MSG_ID_HEADER",
+    "NO_OP_RECORDS",
     "OUTPUT_STREAM",
     "RUNS_BUCKET",
     "TASK_STREAM",

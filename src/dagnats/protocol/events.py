@@ -250,6 +250,21 @@ Event = Annotated[
 
 _EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 
+KIND_HEADER = "Dagnats-Kind"
+
+# Records that never change a run's state when folded: the engine (and its
+# start-up replay) may skip them unread, since they only document decisions.
+NO_OP_RECORDS = frozenset(
+    {
+        EventKind.WORKFLOW_COMPLETED,
+        EventKind.WORKFLOW_FAILED,
+        EventKind.STEP_RETRY_SCHEDULED,
+        EventKind.STEP_SKIPPED,
+        EventKind.STEP_DEAD_LETTERED,
+        EventKind.STEP_RESULT_IGNORED,
+    }
+)
+
 
 def decode_event(data: bytes | str) -> Event:
     """Parse one event from its JSON encoding.
