@@ -242,3 +242,123 @@ async def test_task_names_with_dots_spaces_wildcards_and_unicode_do_not_collide(
 
 def _echo_task_name(ctx: TaskContext) -> dict[str, str]:
     return {"task": ctx.task, "step": ctx.step_id}
+
+
+async def test_a_handler_raising_system_exit_fails_the_step_not_the_worker(nats_url):
+    worker = Worker(nats_url, ack_wait=ACK_WAIT_S)
+
+    @worker.task("quit-sync")
+    def quit_sync(ctx: TaskContext) -> None:
+        raise KeyboardInterrupt("boom")
+
+    @worker.task("quit-async")
+    async def quit_async(ctx: TaskContext) -> None:
+        raise SystemExit(3)
+
+    @worker.task("still-alive")
+    def still_alive(ctx: TaskContext) -> str:
+        return "alive"
+
+    async with (
+        running_engine(nats_url),
+        running_worker(worker),
+        connected_client(nats_url) as client,
+    ):
+        for name in ("quit-sync", "quit-async"):
+            await client.register_workflow(Workflow(name).task("s", name).build())
+            with pytest.raises(RunFailedError) as failed:
+                await client.run(name, timeout=20)
+            assert failed.value.error.type == "HandlerExitError"
+        await client.register_workflow(
+            Workflow("alive").task("s", "still-alive").build()
+        )
+        assert await client.run("alive", timeout=20) == "alive"
+
+
+async def test_more_task_types_than_slots_all_get_served(nats_url):
+    worker = Worker(nats_url, ack_wait=ACK_WAIT_S, max_in_flight=1)
+    for name in ("t-one", "t-two", "t-three"):
+        worker.register(name, _echo_task_name)
+    async with (
+        running_engine(nats_url),
+        running_worker(worker),
+        connected_client(nats_url) as client,
+    ):
+        await client.register_workflow(
+            Workflow("only-three").task("s", "t-three").build()
+        )
+        output = await client.run("only-three", timeout=20)
+    assert output["task"] == "t-three"
+
+
+async def test_an_output_too_large_for_nats_fails_the_step_once_with_a_clear_error(
+    nats_url,
+):
+    calls: list[int] = []
+    worker = Worker(nats_url, ack_wait=ACK_WAIT_S)
+
+    @worker.task("huge")
+    def huge(ctx: TaskContext) -> str:
+        calls.append(ctx.retry_count)
+        return "x" * (2 * 1024 * 1024)
+
+    @worker.task("deep")
+    def deep(ctx: TaskContext) -> list[object]:
+        value: list[object] = []
+        for _ in range(600):
+            value = [value]
+        return value
+
+    async with (
+        running_engine(nats_url),
+        running_worker(worker),
+        connected_client(nats_url) as client,
+    ):
+        await client.register_workflow(Workflow("huge").task("s", "huge").build())
+        with pytest.raises(RunFailedError) as failed:
+            await client.run("huge", timeout=20)
+        await client.register_workflow(Workflow("deep").task("s", "deep").build())
+        with pytest.raises(RunFailedError) as too_deep:
+            await client.run("deep", timeout=20)
+    assert calls == [0]
+    assert failed.value.error.type == "OutputTooLarge"
+    assert "reference" in failed.value.error.message
+    assert too_deep.value.error.type in {"OutputNotSerializable", "PermanentFailure"}
+
+
+async def test_values_near_the_message_limit_never_wedge_the_engine(nats_url):
+    """A 900 KB input echoed as output: the run completes, the engine moves on."""
+    worker = Worker(nats_url, ack_wait=ACK_WAIT_S)
+
+    @worker.task("echo-big")
+    def echo_big(ctx: TaskContext) -> object:
+        return ctx.input
+
+    @worker.task("tiny")
+    def tiny(ctx: TaskContext) -> str:
+        return "tiny"
+
+    big = "y" * 900_000
+    async with (
+        running_engine(nats_url),
+        running_worker(worker),
+        connected_client(nats_url) as client,
+    ):
+        await client.register_workflow(
+            Workflow("echo-big").task("s", "echo-big").build()
+        )
+        fan_in = (
+            Workflow("fan-in-big")
+            .task("a", "echo-big")
+            .task("b", "echo-big")
+            .task("c", "echo-big", depends_on=["a", "b"])  # input: both, 1.2 MB
+            .build()
+        )
+        await client.register_workflow(fan_in)
+        await client.register_workflow(Workflow("tiny").task("s", "tiny").build())
+        output = await client.run("echo-big", big, timeout=30)
+        with pytest.raises(RunFailedError) as failed:
+            await client.run("fan-in-big", big[:600_000], timeout=30)
+        assert await client.run("tiny", timeout=30) == "tiny"  # the engine is not stuck
+    assert output == big or output.get("truncated") is True
+    assert failed.value.error.type == "TaskInputTooLarge"

@@ -22,13 +22,17 @@ from dagnats.dag import (
     SupersedeAttempt,
 )
 from dagnats.dag.snapshot import run_to_dict
+from dagnats.engine.sizes import fits, truncated
 from dagnats.protocol import (
     KIND_HEADER,
     MSG_ID_HEADER,
     TASK_STREAM,
+    ErrorInfo,
     Event,
+    FailureKind,
     StepDeadLettered,
     StepDispatched,
+    StepFailed,
     TaskPayload,
     dead_letter_subject,
     encode_event,
@@ -40,6 +44,29 @@ from dagnats.protocol import (
 
 logger = logging.getLogger(__name__)
 
+_HEADROOM_BYTES = 4096
+
+
+def _input_too_large(
+    run: RunState, action: DispatchTask, size: int, limit: int
+) -> StepFailed:
+    """The step fails for good: its input can never travel in one message."""
+    error = ErrorInfo(
+        type="TaskInputTooLarge",
+        message=(
+            f"the task for step {action.step_id!r} is {size} bytes and one NATS "
+            f"message holds at most {limit}; pass a reference (a URL or object key) "
+            "between steps instead of the data"
+        ),
+    )
+    return StepFailed(
+        run_id=run.run_id,
+        step_id=action.step_id,
+        attempt=action.retry_count,
+        error=error,
+        failure=FailureKind.PERMANENT,
+    )
+
 
 class Effects:
     """Publishes what the engine decided, each with a deterministic message id."""
@@ -47,6 +74,7 @@ class Effects:
     def __init__(self, nc: NatsClient, js: JetStreamContext) -> None:
         self._nc = nc
         self._js = js
+        self._limit = nc.max_payload - _HEADROOM_BYTES
 
     async def perform_batch(self, batch: list[tuple[RunState, list[Action]]]) -> None:
         """Carry out the actions of several runs; raises if NATS refuses one.
@@ -82,15 +110,26 @@ class Effects:
         return None
 
     async def publish_event(self, event: Any) -> int:
-        """Append ``event`` to its run's history; returns the stream sequence."""
+        """Append ``event`` to its run's history; returns the stream sequence.
+
+        A record whose ``output`` would not fit in one message carries a
+        marker instead (the value stays in the worker's own event).
+        """
+        body = encode_event(event)
+        if not fits(body, self._limit) and getattr(event, "output", None) is not None:
+            body = encode_event(
+                event.model_copy(update={"output": truncated(event.output)})
+            )
         ack = await self._js.publish(
             history_subject(event.run_id),
-            encode_event(event),
+            body,
             headers={MSG_ID_HEADER: event.msg_id, KIND_HEADER: event.type.value},
         )
         return int(ack.seq)
 
-    async def _dispatch(self, run: RunState, action: DispatchTask) -> StepDispatched:
+    async def _dispatch(
+        self, run: RunState, action: DispatchTask
+    ) -> StepDispatched | StepFailed:
         now = time.time()
         payload = TaskPayload(
             run_id=run.run_id,
@@ -110,10 +149,11 @@ class Effects:
         msg_id = (
             f"{run.run_id}.{step_token}.{action.retry_count}.{action.dispatch}.task"
         )
+        body = payload.model_dump_json().encode()
+        if not fits(body, self._limit):
+            return _input_too_large(run, action, len(body), self._limit)
         ack = await self._js.publish(
-            task_subject(action.task, run.run_id),
-            payload.model_dump_json().encode(),
-            headers={MSG_ID_HEADER: msg_id},
+            task_subject(action.task, run.run_id), body, headers={MSG_ID_HEADER: msg_id}
         )
         logger.debug(
             "task dispatched run_id=%s step_id=%s attempt=%d seq=%d",
@@ -149,9 +189,12 @@ class Effects:
             "dead_lettered_at": time.time(),
         }
         msg_id = f"dlq.{run.run_id}.{encode_token(action.step_id)}.{step.attempts}"
+        body = json.dumps(entry).encode()
+        if not fits(body, self._limit):
+            body = json.dumps({**entry, "input": truncated(entry["input"])}).encode()
         ack = await self._js.publish(
             dead_letter_subject(run.workflow.name, run.run_id, action.step_id),
-            json.dumps(entry).encode(),
+            body,
             headers={MSG_ID_HEADER: msg_id},
         )
         logger.warning(

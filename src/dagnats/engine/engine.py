@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections import OrderedDict
 from dataclasses import replace
 from typing import Any
@@ -22,6 +23,7 @@ from dagnats.dag import Action, Limits, RunState, Timer, advance, timers
 from dagnats.dag.snapshot import run_from_dict, run_to_dict
 from dagnats.engine.effects import Effects
 from dagnats.engine.replay import replay_history
+from dagnats.engine.sizes import fit_snapshot
 from dagnats.engine.timers import TimerQueue
 from dagnats.natsio import ensure_resources
 from dagnats.protocol import (
@@ -39,6 +41,9 @@ from dagnats.protocol import (
 logger = logging.getLogger(__name__)
 
 _RECENT_TERMINAL_RUNS = 10_000
+_HEADROOM_BYTES = 4096
+# Below the consumer's AckWait (30 s), so a retried batch is not redelivered.
+_BATCH_RETRY_S = 20.0
 _FETCH_TIMEOUT_S = 1.0
 _MAX_BACKOFF_S = 5.0
 
@@ -144,7 +149,7 @@ class Engine:
                 continue
             backoff = 0.1
             if not await self._apply_batch(msgs):
-                await self._nak_all(msgs)
+                await self._retry_batch(msgs)
 
     async def _rebind(self, sub: object) -> object:
         try:
@@ -155,6 +160,25 @@ class Engine:
         except (NatsError, TimeoutError) as exc:
             logger.warning("engine consumer not ready yet error=%r", exc)
             return sub
+
+    async def _retry_batch(self, msgs: list[Msg]) -> None:
+        """Retry the same batch before fetching further events.
+
+        Later events are not applied (nor acknowledged) first, so the
+        consumer's ack floor stays contiguous: a restart replays exactly
+        what was applied. The messages' leases are renewed meanwhile.
+        """
+        delay_s = 0.2
+        deadline = time.monotonic() + _BATCH_RETRY_S
+        while time.monotonic() < deadline and not self._stopping.is_set():
+            await asyncio.sleep(delay_s)
+            delay_s = min(delay_s * 2, 2.0)
+            for msg in msgs:
+                with contextlib.suppress(NatsError, TimeoutError):
+                    await msg.in_progress()
+            if await self._apply_batch(msgs):
+                return
+        await self._nak_all(msgs)
 
     async def _nak_all(self, msgs: list[Msg]) -> None:
         for msg in msgs:
@@ -261,7 +285,8 @@ class Engine:
 
     async def _save(self, run: RunState) -> None:
         assert self._kv is not None
-        body = json.dumps(run_to_dict(run)).encode()
+        limit = self._nc.max_payload - _HEADROOM_BYTES
+        body = fit_snapshot(run_to_dict(run), limit)
         await self._kv.put(run_key(run.run_id), body)
 
     async def _fire_timer(self, run_id: str, timer: Timer) -> None:

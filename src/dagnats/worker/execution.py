@@ -8,6 +8,7 @@ import logging
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from typing import Any
 
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
@@ -37,6 +38,8 @@ from dagnats.worker.streaming import ChunkPublisher
 logger = logging.getLogger(__name__)
 
 _PUBLISH_TRIES = 5
+# Room for headers and the engine's own record of the result.
+_EVENT_HEADROOM_BYTES = 4096
 
 
 @dataclass(slots=True)
@@ -236,6 +239,7 @@ class Execution:
                 failure=outcome.failure,
                 retry_after_ms=outcome.retry_after_ms,
             )
+        event = self._storable(event, common)
         if not await self._publish(event):
             return  # not stored: leave the message for redelivery (DESIGN §3.2)
         try:
@@ -249,6 +253,28 @@ class Execution:
                 ctx.step_id,
                 exc,
             )
+
+    def _storable(
+        self, event: StepCompleted | StepFailed | StepPaused, common: dict[str, Any]
+    ) -> StepCompleted | StepFailed | StepPaused:
+        """``event``, or a permanent failure when it cannot be stored at all.
+
+        An output too large for one NATS message, or too deeply nested to
+        encode, fails the step at once (retrying cannot help).
+        """
+        limit = self._nc.max_payload - _EVENT_HEADROOM_BYTES
+        try:
+            size = len(encode_event(event))
+        except (ValueError, RecursionError) as exc:
+            message = f"the result cannot be encoded as JSON: {exc}"
+            return _unstorable(common, "OutputNotSerializable", message)
+        if size <= limit:
+            return event
+        message = (
+            f"the result is {size} bytes and one NATS message holds at most {limit}; "
+            "store large data elsewhere (object store, S3) and return a reference"
+        )
+        return _unstorable(common, "OutputTooLarge", message)
 
     async def _publish(
         self, event: StepStarted | StepCompleted | StepFailed | StepPaused
@@ -315,6 +341,11 @@ class Execution:
             return  # not stored: let it come back rather than lose it
         with contextlib.suppress(NatsError, TimeoutError):
             await msg.ack_sync(timeout=5.0)
+
+
+def _unstorable(common: dict[str, Any], kind: str, message: str) -> StepFailed:
+    error = ErrorInfo(type=kind, message=message)
+    return StepFailed(**common, error=error, failure=FailureKind.PERMANENT)
 
 
 async def _auto_heartbeat(lease: Lease, interval_s: float) -> None:

@@ -43,11 +43,34 @@ class Handler:
         if self.input_adapter is not None:
             args.append(_validated_input(self.input_adapter, ctx.input))
         if self.is_async:
-            result = await self.func(*args)
+            try:
+                result = await self.func(*args)
+            except (KeyboardInterrupt, SystemExit) as exc:
+                raise HandlerExitError(exc) from exc
         else:
             loop = asyncio.get_running_loop()
-            result = await loop.run_in_executor(executor, lambda: self.func(*args))
+            result = await loop.run_in_executor(executor, _guarded, self.func, args)
         return _json_output(result)
+
+
+class HandlerExitError(Exception):
+    """A handler raised KeyboardInterrupt or SystemExit: a failure of the step.
+
+    Left alone, either would stop the whole worker (and then the next one
+    that receives the redelivered task).
+    """
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(f"{type(cause).__name__} raised in a handler: {cause}")
+        self.cause_type = type(cause).__name__
+
+
+def _guarded(func: HandlerFunc, args: list[Any]) -> Any:
+    """Run a sync handler in its thread; exits become ordinary exceptions."""
+    try:
+        return func(*args)
+    except (KeyboardInterrupt, SystemExit) as exc:
+        raise HandlerExitError(exc) from exc
 
 
 def make_handler(

@@ -1,16 +1,21 @@
-"""Free execution slots of a worker, taken in batches for one fetch."""
+"""Free execution slots of a worker, handed out fairly in batches for one fetch."""
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 
 
 class Slots:
-    """A counter of free slots: wait for one, then take as many as are free."""
+    """A counter of free slots with a first-come, first-served queue.
+
+    A fetcher that gives a slot back and asks again goes behind those
+    already waiting, so one idle task type cannot keep every slot to itself.
+    """
 
     def __init__(self, size: int) -> None:
         self._free = size
-        self._changed = asyncio.Condition()
+        self._waiters: deque[asyncio.Future[None]] = deque()
 
     @property
     def free(self) -> int:
@@ -18,18 +23,31 @@ class Slots:
         return self._free
 
     async def take(self, most: int) -> int:
-        """Wait until a slot is free, then take up to ``most``; returns how many."""
-        async with self._changed:
-            await self._changed.wait_for(lambda: self._free > 0)
-            taken = min(self._free, most)
-            self._free -= taken
-            return taken
+        """Wait for a free slot (in arrival order), then take up to ``most``."""
+        if self._free <= 0 or self._waiters:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+                elif waiter.done() and not waiter.cancelled():
+                    self._wake_next()  # pass the turn we were given on
+                raise
+        taken = min(self._free, max(most, 1))
+        self._free -= taken
+        self._wake_next()
+        return taken
 
     def give_back(self, count: int = 1) -> None:
-        """Return ``count`` slots (callable from the event loop only)."""
+        """Return ``count`` slots and wake the longest waiter."""
         self._free += count
-        asyncio.get_running_loop().create_task(self._notify())
+        self._wake_next()
 
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
+    def _wake_next(self) -> None:
+        while self._free > 0 and self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return

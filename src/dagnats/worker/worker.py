@@ -17,6 +17,7 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
 
 from dagnats.errors import ConfigurationError
 from dagnats.natsio import connect, ensure_resources
@@ -279,7 +280,28 @@ class Worker:
             max_deliver=_CONSUMER_MAX_DELIVER,
             max_ack_pending=10_000,
         )
-        await self._nc.jetstream().add_consumer(TASK_STREAM, config=config)
+        js = self._nc.jetstream()
+        await self._warn_on_lease_change(handler, config.ack_wait or 0.0)
+        await js.add_consumer(TASK_STREAM, config=config)
+
+    async def _warn_on_lease_change(self, handler: Handler, ack_wait_s: float) -> None:
+        """Workers of one task type share one consumer, hence one AckWait."""
+        assert self._nc is not None
+        try:
+            info = await self._nc.jetstream().consumer_info(
+                TASK_STREAM, consumer_name(handler.task)
+            )
+        except NotFoundError:
+            return
+        current = float(info.config.ack_wait or 0.0)
+        if abs(current - ack_wait_s) > 1e-3:
+            logger.warning(
+                "task AckWait changed for every worker of this type task=%s "
+                "from_s=%g to_s=%g; give all its workers the same ack_wait",
+                handler.task,
+                current,
+                ack_wait_s,
+            )
 
     async def _fetch_loop(self, handler: Handler) -> None:
         try:
