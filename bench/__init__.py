@@ -1,1 +1,1 @@
-"""Benchmarks of dagnats against hand-written nats-py equivalents (never run by tests)."""
+"""Benchmarks of dagnats against hand-written nats-py equivalents (never tests)."""

@@ -1,31 +1,37 @@
-"""Workers the benchmarks run in separate processes."""
+"""The dagnats workers the benchmarks run, each in its own process.
+
+``python -m dagnats worker bench.workers:noop_worker`` from the repo root; the
+runner sets ``--max-in-flight``, ``--ack-wait`` and ``--drain-timeout``.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from dagnats import TaskContext, Worker
 
-noop = Worker(max_in_flight=64)
+HOLD_S = 600.0  # longer than any heartbeat window; the worker is stopped first
+
+noop_worker = Worker()
+chain_worker = Worker()
+hold_worker = Worker()
 
 
-@noop.task("bench-noop")
-async def bench_noop(ctx: TaskContext) -> int:
-    """Do nothing: measures dagnats' own cost per task."""
+@noop_worker.task("bench-noop")
+async def noop(ctx: TaskContext) -> int:
+    """Do nothing: what is measured is dagnats' own cost per task."""
     return 1
 
 
-@noop.task("bench-pass")
-async def bench_pass(ctx: TaskContext) -> object:
-    """Pass the input on (three-step chains)."""
+@chain_worker.task("bench-pass")
+async def pass_on(ctx: TaskContext) -> Any:
+    """Return the input, so each step of a chain hands its value on."""
     return ctx.input
 
 
-holding = Worker(max_in_flight=1000, ack_wait=30.0)
-
-
-@holding.task("bench-hold")
-async def bench_hold(ctx: TaskContext) -> int:
-    """Stay in flight (heartbeat cost): 35 s, then finish."""
-    await asyncio.sleep(35)
+@hold_worker.task("bench-hold")
+async def hold(ctx: TaskContext) -> int:
+    """Stay in flight (automatic heartbeats keep the lease) until stopped."""
+    await asyncio.sleep(HOLD_S)
     return 1

@@ -282,3 +282,21 @@ async def test_start_runs_starts_many_runs_pipelined(nats_url):
         outputs = [await client.wait(run_id, timeout=30) for run_id in run_ids]
     assert len(set(run_ids)) == 50
     assert outputs == [f"HELLO, {name.upper()}!" for name in names]
+
+
+async def test_a_new_engine_consumer_does_not_redo_old_runs(nats_url, nc):
+    """A deleted (or never created) engine consumer must not re-dispatch old tasks."""
+    worker = _hello_worker(nats_url)
+    async with running_worker(worker), connected_client(nats_url) as client:
+        await client.register_workflow(EXAMPLES / "hello-world.json")
+        async with running_engine(nats_url):
+            assert await client.run("hello-world", "Old", timeout=30) == "HELLO, OLD!"
+        js = nc.jetstream()
+        await js.delete_consumer("WORKFLOW_HISTORY", "engine")
+        async with running_engine(nats_url):
+            assert await client.run("hello-world", "New", timeout=30) == "HELLO, NEW!"
+            runs = await client.list_runs(workflow="hello-world")
+        info = await js.stream_info("TASK_QUEUES")
+    assert info.state.messages == 0
+    assert sorted(r.output for r in runs) == ["HELLO, NEW!", "HELLO, OLD!"]
+    assert all(r.steps["greet"].attempts == 1 for r in runs)

@@ -6,7 +6,8 @@ import logging
 from collections.abc import AsyncIterator
 
 import pytest
-from nats.js.api import RetentionPolicy
+from nats.aio.client import Client as NatsClient
+from nats.js.api import RetentionPolicy, StorageType
 
 from dagnats.errors import ResourceConflictError
 from dagnats.natsio import EmbeddedServer, connect, ensure_resources
@@ -33,7 +34,7 @@ async def bare_server(tmp_path) -> AsyncIterator[EmbeddedServer]:
 
 
 @pytest.fixture
-async def bare_nc(bare_server: EmbeddedServer) -> AsyncIterator[object]:
+async def bare_nc(bare_server: EmbeddedServer) -> AsyncIterator[NatsClient]:
     conn = await connect(bare_server.url, name="dagnats-test")
     yield conn
     await conn.close()
@@ -101,10 +102,40 @@ async def test_task_stream_with_limits_retention_is_refused_naming_retention(
     assert info.config.retention == RetentionPolicy.LIMITS
 
 
-async def test_history_stream_with_short_duplicate_window_is_widened(bare_nc):
+async def test_task_stream_with_other_subjects_is_refused_naming_subjects(bare_nc):
     js = bare_nc.jetstream()
     await js.add_stream(
-        name=HISTORY_STREAM, subjects=["history.>"], duplicate_window=10.0
+        name=TASK_STREAM, subjects=["task.*"], retention=RetentionPolicy.WORK_QUEUE
+    )
+
+    with pytest.raises(ResourceConflictError) as raised:
+        await ensure_resources(js)
+
+    message = str(raised.value)
+    assert f"stream {TASK_STREAM} exists with subjects=['task.*']" in message
+    assert "['task.>']" in message
+
+
+async def test_another_stream_owning_the_subjects_is_refused(bare_nc):
+    js = bare_nc.jetstream()
+    await js.add_stream(name="SOMEONE_ELSE", subjects=["task.>"])
+
+    with pytest.raises(ResourceConflictError) as raised:
+        await ensure_resources(js)
+
+    message = str(raised.value)
+    assert f"stream {TASK_STREAM} cannot be created" in message
+    assert "another stream already takes subjects ['task.>']" in message
+
+
+async def test_history_stream_with_short_duplicate_window_is_widened(bare_nc, caplog):
+    js = bare_nc.jetstream()
+    await js.add_stream(
+        name=HISTORY_STREAM,
+        subjects=["history.>"],
+        duplicate_window=10.0,
+        max_msgs=1_000_000,
+        description="set by an operator",
     )
     await js.publish("history.x", b"before")
 
@@ -113,6 +144,34 @@ async def test_history_stream_with_short_duplicate_window_is_widened(bare_nc):
     info = await js.stream_info(HISTORY_STREAM)
     assert info.config.duplicate_window >= 120
     assert info.state.messages == 1
+    # Only the fields dagnats needs change; the rest stays as it was.
+    assert info.config.max_msgs == 1_000_000
+    assert info.config.description == "set by an operator"
+    [updated] = [m for m in resource_changes(caplog) if "updated" in m]
+    assert updated.startswith(f"stream updated name={HISTORY_STREAM} ")
+    assert "duplicate_window=10.0->300.0" in updated
+
+
+async def test_definitions_bucket_with_one_revision_gets_five(bare_nc):
+    js = bare_nc.jetstream()
+    await js.create_key_value(bucket=DEFS_BUCKET, history=1)
+
+    await ensure_resources(js)
+
+    info = await js.stream_info(f"KV_{DEFS_BUCKET}")
+    assert info.config.max_msgs_per_subject == 5
+
+
+async def test_a_bucket_in_memory_is_refused_naming_storage(bare_nc):
+    js = bare_nc.jetstream()
+    await js.create_key_value(bucket=RUNS_BUCKET, storage=StorageType.MEMORY)
+
+    with pytest.raises(ResourceConflictError) as raised:
+        await ensure_resources(js)
+
+    message = str(raised.value)
+    assert f"kv bucket {RUNS_BUCKET} exists with storage='memory'" in message
+    assert f"nats kv del {RUNS_BUCKET}" in message
 
 
 # Regression: a cache keyed on id(js) skipped new contexts reusing a freed id.

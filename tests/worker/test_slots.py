@@ -37,3 +37,15 @@ async def test_a_cancelled_waiter_does_not_lose_a_slot():
     first.cancel()
     slots.give_back(1)
     assert await asyncio.wait_for(second, 1) == 1
+
+
+async def test_a_woken_waiter_never_gets_zero_slots():
+    slots = Slots(1)
+    await slots.take(1)
+    waiter = asyncio.create_task(slots.take(4))
+    await asyncio.sleep(0)
+    slots.give_back(1)  # wakes the waiter ...
+    assert await slots.take(1) == 1  # ... but this caller runs first and takes it
+    assert not waiter.done()
+    slots.give_back(1)
+    assert await asyncio.wait_for(waiter, 1) == 1

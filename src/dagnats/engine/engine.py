@@ -120,17 +120,26 @@ class Engine:
         logger.info("engine stopped")
 
     async def _ensure_consumer(self) -> int:
-        config = ConsumerConfig(
-            durable_name=ENGINE_CONSUMER,
-            name=ENGINE_CONSUMER,
-            deliver_policy=DeliverPolicy.ALL,
-            ack_policy=AckPolicy.EXPLICIT,
-            filter_subject="history.>",
-            ack_wait=30.0,
-            max_ack_pending=20_000,
-            max_deliver=-1,
-        )
-        info = await self._js.add_consumer(HISTORY_STREAM, config=config)
+        """Adopt (or create) the engine's consumer; returns its ack floor.
+
+        An existing consumer is used as it is: its ack floor says what was
+        applied, and it redelivers the rest. A new one starts at the first
+        event; runs already snapshotted are recognised and skipped.
+        """
+        try:
+            info = await self._js.consumer_info(HISTORY_STREAM, ENGINE_CONSUMER)
+        except NotFoundError:
+            config = ConsumerConfig(
+                durable_name=ENGINE_CONSUMER,
+                name=ENGINE_CONSUMER,
+                deliver_policy=DeliverPolicy.ALL,
+                ack_policy=AckPolicy.EXPLICIT,
+                filter_subject="history.>",
+                ack_wait=30.0,
+                max_ack_pending=20_000,
+                max_deliver=-1,
+            )
+            info = await self._js.add_consumer(HISTORY_STREAM, config=config)
         return int(info.ack_floor.stream_seq if info.ack_floor else 0)
 
     async def _consume(self, sub: object) -> None:

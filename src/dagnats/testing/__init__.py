@@ -7,12 +7,13 @@ from dagnats.testing.harness import (
     running_engine,
     running_worker,
 )
-from dagnats.testing.server import nats_server
+from dagnats.testing.server import free_port, nats_server
 
 __all__ = [
     "connected_client",
     "event_kinds",
     "eventually",
+    "free_port",
     "nats_server",
     "running_engine",
     "running_worker",

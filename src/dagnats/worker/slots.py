@@ -23,22 +23,31 @@ class Slots:
         return self._free
 
     async def take(self, most: int) -> int:
-        """Wait for a free slot (in arrival order), then take up to ``most``."""
+        """Wait for a free slot (in arrival order), then take 1 to ``most``."""
         if self._free <= 0 or self._waiters:
-            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            try:
-                await waiter
-            except asyncio.CancelledError:
-                if waiter in self._waiters:
-                    self._waiters.remove(waiter)
-                elif waiter.done() and not waiter.cancelled():
-                    self._wake_next()  # pass the turn we were given on
-                raise
+            await self._turn(front=False)
+        while self._free <= 0:
+            # Woken, but a caller that did not queue took the slot first.
+            await self._turn(front=True)
         taken = min(self._free, max(most, 1))
         self._free -= taken
         self._wake_next()
         return taken
+
+    async def _turn(self, *, front: bool) -> None:
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if front:
+            self._waiters.appendleft(waiter)
+        else:
+            self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+            elif waiter.done() and not waiter.cancelled():
+                self._wake_next()  # pass the turn we were given on
+            raise
 
     def give_back(self, count: int = 1) -> None:
         """Return ``count`` slots and wake the longest waiter."""
