@@ -267,10 +267,8 @@ def _on_step_started(decision: Decision, event: Event, limits: Limits) -> None:
 def _on_step_completed(decision: Decision, event: Event, limits: Limits) -> None:
     assert isinstance(event, StepCompleted)
     assert decision.state is not None
-    step = decision.state.steps.get(event.step_id)
-    stale = _stale_reason(step, event)
-    if step is None or stale:
-        decision.actions.append(RecordEvent(_ignored(event, stale or "unknown step")))
+    step = _applicable_step(decision, event)
+    if step is None:
         return
     step = _lose_leases_before(decision, step, event.attempt, event.ts)
     record = replace(
@@ -298,10 +296,8 @@ def _on_step_completed(decision: Decision, event: Event, limits: Limits) -> None
 def _on_step_failed(decision: Decision, event: Event, limits: Limits) -> None:
     assert isinstance(event, StepFailed)
     assert decision.state is not None
-    step = decision.state.steps.get(event.step_id)
-    stale = _stale_reason(step, event)
-    if step is None or stale:
-        decision.actions.append(RecordEvent(_ignored(event, stale or "unknown step")))
+    step = _applicable_step(decision, event)
+    if step is None:
         return
     step = _lose_leases_before(decision, step, event.attempt, event.ts)
     _apply_failure(decision, step, event.attempt, event, limits)
@@ -351,10 +347,8 @@ def _next_retry_count(step: StepState) -> int:
 def _on_step_paused(decision: Decision, event: Event, limits: Limits) -> None:
     assert isinstance(event, StepPaused)
     assert decision.state is not None
-    step = decision.state.steps.get(event.step_id)
-    stale = _stale_reason(step, event)
-    if step is None or stale:
-        decision.actions.append(RecordEvent(_ignored(event, stale or "unknown step")))
+    step = _applicable_step(decision, event)
+    if step is None:
         return
     record = replace(
         step.attempt_record(event.attempt), ended_at=event.ts, outcome="paused"
@@ -672,6 +666,17 @@ def _stale_reason(step: StepState | None, event: _WorkerEvent) -> str:
     if event.task_id and not _same_task(step, event.task_id):
         return "task message superseded by a newer dispatch"
     return ""
+
+
+def _applicable_step(decision: Decision, event: _WorkerEvent) -> StepState | None:
+    """The event's step, or None (recorded as ignored) when it must not apply."""
+    assert decision.state is not None
+    step = decision.state.steps.get(event.step_id)
+    stale = _stale_reason(step, event)
+    if step is None or stale:
+        decision.actions.append(RecordEvent(_ignored(event, stale or "unknown step")))
+        return None
+    return step
 
 
 def _same_task(step: StepState, task_id: str) -> bool:
