@@ -1,7 +1,7 @@
 """dagnats: durable DAG workflows and a task queue on NATS JetStream."""
 
 from dagnats.client import Client, SyncClient
-from dagnats.dag import Workflow, WorkflowDef, parse_workflow
+from dagnats.dag import RetryPolicy, Workflow, WorkflowDef, parse_workflow
 from dagnats.errors import (
     DagnatsError,
     LeaseLostError,
@@ -20,6 +20,7 @@ __all__ = [
     "NatsUnavailableError",
     "PermanentFailure",
     "RetryAfter",
+    "RetryPolicy",
     "RunFailedError",
     "RunNotFoundError",
     "SyncClient",

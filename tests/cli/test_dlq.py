@@ -84,3 +84,31 @@ async def test_dlq_list_and_replay_through_the_cli(nats_url):
         code, _, err = await _cli("dlq", "replay", "999999", "--nats-url", nats_url)
         assert code == 2
         assert "999999" in err
+
+
+async def test_error_text_with_brackets_is_shown_literally(nats_url):
+    """Regression: error messages were read as rich markup and crashed tables."""
+    worker = Worker(nats_url, ack_wait=5)
+
+    @worker.task("markup")
+    def markup(ctx: TaskContext) -> None:
+        raise ValueError("bad [/red] value [bold]x")
+
+    async with (
+        running_engine(nats_url),
+        running_worker(worker),
+        connected_client(nats_url) as client,
+    ):
+        await client.register_workflow(Workflow("markup").task("m", "markup").build())
+        run_id = await client.start_run("markup")
+        with pytest.raises(RunFailedError):
+            await client.wait(run_id, timeout=30)
+        status = await _cli("run", "status", run_id, "--nats-url", nats_url)
+        table = await _cli("dlq", "list", "--nats-url", nats_url)
+        events = await _cli("run", "events", run_id, "--nats-url", nats_url)
+        grouped = await _cli("--json", "--nats-url", nats_url, "dlq", "list")
+    for code, out, _ in (status, table, events):
+        assert code == 0
+        assert "[/red]" in out
+    assert grouped[0] == 0
+    assert json.loads(grouped[1])[0]["run_id"] == run_id

@@ -14,8 +14,9 @@ from typing import Any
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from dagnats.client import Run
+from dagnats.client import DeadLetterEntry, Run
 from dagnats.dag import WorkflowDef
 from dagnats.protocol import Event
 
@@ -67,7 +68,8 @@ def ready(nats_url: str, http_url: str, as_json: bool) -> None:
 def run_detail(run: Run) -> None:
     """A run and its steps, for people."""
     console = _console()
-    console.print(f"run {run.run_id}  workflow {run.workflow}  status {run.status}")
+    header = f"run {run.run_id}  workflow {run.workflow}  status {run.status}"
+    console.print(header, markup=False)
     console.print(f"created {_time(run.created_at)}  finished {_time(run.finished_at)}")
     if run.error is not None:
         console.print(f"error: {run.error}", markup=False)
@@ -75,7 +77,7 @@ def run_detail(run: Run) -> None:
     table = _table("step", "status", "attempts", "output / error")
     for step_id, step in run.steps.items():
         detail = str(step.error) if step.error else _short(step.output)
-        table.add_row(step_id, step.status, str(step.attempts), detail)
+        _row(table, step_id, step.status, str(step.attempts), detail)
     console.print(table)
     if run.status == "completed":
         console.print(f"output: {_short(run.output, 200)}", markup=False)
@@ -90,7 +92,8 @@ def run_table(runs: list[Run]) -> None:
     for name in ("created", "finished"):
         table.add_column(name, no_wrap=True)
     for run in runs:
-        table.add_row(
+        _row(
+            table,
             run.run_id,
             run.workflow,
             run.status,
@@ -108,7 +111,8 @@ def event_table(events: list[Event]) -> None:
     for name in ("step", "attempt", "detail"):
         table.add_column(name)
     for event in events:
-        table.add_row(
+        _row(
+            table,
             _time(event.ts, precise=True),
             event.type.value,
             event.step_id or "-",
@@ -130,7 +134,7 @@ def workflow_table(defs: list[WorkflowDef]) -> None:
     """Registered workflows."""
     table = _table("name", "version", "steps")
     for defn in defs:
-        table.add_row(defn.name, defn.version or "-", str(len(defn.steps)))
+        _row(table, defn.name, defn.version or "-", str(len(defn.steps)))
     _console().print(table)
 
 
@@ -164,3 +168,30 @@ def _short(value: Any, width: int = _DETAIL_WIDTH) -> str:
 def _escape(text: str) -> str:
     """``text`` with rich markup brackets made literal."""
     return text.replace("[", "\\[")
+
+
+def _row(table: Table, *cells: str) -> None:
+    """Add a row of plain text: user data (errors, names) is never markup."""
+    table.add_row(*(Text(cell) for cell in cells))
+
+
+def dead_letter_table(entries: list[DeadLetterEntry]) -> None:
+    """Dead letters, oldest first."""
+    table = _table()
+    table.add_column("seq", no_wrap=True)
+    table.add_column("workflow")
+    table.add_column("run_id", no_wrap=True, min_width=32)
+    for name in ("step", "attempts", "error"):
+        table.add_column(name)
+    for entry in entries:
+        error = f"{entry.error.get('type', '')}: {entry.error.get('message', '')}"
+        _row(
+            table,
+            str(entry.seq),
+            entry.workflow,
+            entry.run_id,
+            entry.step_id,
+            str(len(entry.attempts)),
+            error if len(error) <= 80 else error[:79] + "…",
+        )
+    _console().print(table)

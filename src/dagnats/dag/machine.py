@@ -534,7 +534,7 @@ def _fail_run(
         if step.status.is_active:
             _supersede(decision, step, "run failed")
             run = run.with_step(replace(step, status=StepStatus.CANCELLED))
-    message = f"step {step_id!r} failed: {error}" if step_id else str(error.message)
+    message = f"step {step_id!r} failed: {error.message}" if step_id else error.message
     run_error = ErrorInfo(type=error.type, message=message, traceback=error.traceback)
     decision.state = replace(
         run,
