@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import signal
-import subprocess
-import sys
-from pathlib import Path
+
+from tests.e2e.processes import handler_log, kill, spawn
 
 from dagnats import TaskContext, Worker, Workflow
 from dagnats.testing.harness import (
@@ -19,60 +16,33 @@ from dagnats.testing.harness import (
     running_worker,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _spawn(args: list[str], url: str, tmp_path: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "NATS_URL": url, "DAGNATS_TEST_DIR": str(tmp_path)}
-    with (tmp_path / "processes.log").open("ab") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "dagnats", *args],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=10)
-
-
-def _log_lines(tmp_path: Path) -> list[dict[str, object]]:
-    path = tmp_path / "log"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line]
-
 
 async def test_worker_killed_mid_task_is_redelivered_to_another_worker(
     nats_url, tmp_path
 ):
     defn = Workflow("crash-worker").task("s", "stuck-first-time").build()
-    first = _spawn(["worker", "tests.e2e.workers:stuck_first_time"], nats_url, tmp_path)
+    first = spawn(["worker", "tests.e2e.workers:stuck_first_time"], nats_url, tmp_path)
     second = None
     try:
         async with running_engine(nats_url), connected_client(nats_url) as client:
             await client.register_workflow(defn)
             run_id = await client.start_run("crash-worker")
-            await eventually(lambda: len(_log_lines(tmp_path)) == 1, timeout_s=30)
+            await eventually(lambda: len(handler_log(tmp_path)) == 1, timeout_s=30)
             first.send_signal(signal.SIGKILL)
             first.wait(timeout=10)
 
-            second = _spawn(
+            second = spawn(
                 ["worker", "tests.e2e.workers:stuck_first_time"], nats_url, tmp_path
             )
             output = await client.wait(run_id, timeout=60)
             kinds = await event_kinds(client, run_id)
             run = await client.get_run(run_id)
     finally:
-        _stop(first)
+        kill(first)
         if second is not None:
-            _stop(second)
+            kill(second)
 
-    runs = _log_lines(tmp_path)
+    runs = handler_log(tmp_path)
     assert [r["retry_count"] for r in runs] == [0, 1]
     assert runs[0]["pid"] == first.pid
     assert runs[1]["pid"] == second.pid
@@ -103,7 +73,7 @@ async def test_engine_killed_mid_run_and_restarted_completes_each_step_once(
         .task("c", "count", depends_on=["b"])
         .build()
     )
-    engine = _spawn(
+    engine = spawn(
         ["serve", "--nats-url", nats_url, "--http-port", "0"], nats_url, tmp_path
     )
     try:
@@ -115,7 +85,7 @@ async def test_engine_killed_mid_run_and_restarted_completes_each_step_once(
             engine.wait(timeout=10)
 
             release.set()  # b completes while no engine is running
-            engine = _spawn(
+            engine = spawn(
                 ["serve", "--nats-url", nats_url, "--http-port", "0"],
                 nats_url,
                 tmp_path,
@@ -123,7 +93,7 @@ async def test_engine_killed_mid_run_and_restarted_completes_each_step_once(
             output = await client.wait(run_id, timeout=60)
             kinds = await event_kinds(client, run_id)
     finally:
-        _stop(engine)
+        kill(engine)
 
     assert output == "in>a>b>c"
     assert executions == {"a": 1, "b": 1, "c": 1}

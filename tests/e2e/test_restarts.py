@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
+
+from tests.e2e.processes import handler_log, kill, spawn
 
 from dagnats import TaskContext, Worker, Workflow
 from dagnats.testing import (
@@ -18,8 +17,6 @@ from dagnats.testing import (
     running_engine,
     running_worker,
 )
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_nats_restarted_mid_run_loses_nothing(nats_server):
@@ -67,34 +64,13 @@ async def _step_running(client, run_id, step_id):
 def _spawn_worker(
     url: str, tmp_path: Path, drain_timeout: float
 ) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "NATS_URL": url, "DAGNATS_TEST_DIR": str(tmp_path)}
     args = [
         "worker",
         "tests.e2e.workers:draining",
         "--drain-timeout",
         str(drain_timeout),
     ]
-    with (tmp_path / "processes.log").open("ab") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "dagnats", *args],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=log,
-        )
-
-
-def _log(tmp_path: Path) -> list[dict[str, object]]:
-    path = tmp_path / "log"
-    return (
-        [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
-    )
-
-
-def _kill(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=10)
+    return spawn(args, url, tmp_path)
 
 
 async def test_sigterm_lets_the_running_task_finish_within_the_drain_timeout(
@@ -107,16 +83,16 @@ async def test_sigterm_lets_the_running_task_finish_within_the_drain_timeout(
                 Workflow("drain").task("s", "two-seconds").build()
             )
             run_id = await client.start_run("drain")
-            await eventually(lambda: len(_log(tmp_path)) == 1, timeout_s=30)
+            await eventually(lambda: len(handler_log(tmp_path)) == 1, timeout_s=30)
             proc.send_signal(signal.SIGTERM)
             output = await client.wait(run_id, timeout=30)
             code = await asyncio.to_thread(proc.wait, 20)
             kinds = await event_kinds(client, run_id)
     finally:
-        _kill(proc)
+        kill(proc)
     assert code == 0
     assert output == {"retry_count": 0, "pid": proc.pid}
-    assert [entry["phase"] for entry in _log(tmp_path)] == ["start", "end"]
+    assert [entry["phase"] for entry in handler_log(tmp_path)] == ["start", "end"]
     assert kinds.count("step.started") == 1
 
 
@@ -131,15 +107,15 @@ async def test_a_task_longer_than_the_drain_timeout_completes_on_another_worker(
                 Workflow("handover").task("s", "two-seconds").build()
             )
             run_id = await client.start_run("handover")
-            await eventually(lambda: len(_log(tmp_path)) == 1, timeout_s=30)
+            await eventually(lambda: len(handler_log(tmp_path)) == 1, timeout_s=30)
             first.send_signal(signal.SIGTERM)
             await asyncio.to_thread(first.wait, 20)
             second = _spawn_worker(nats_url, tmp_path, drain_timeout=15)
             output = await client.wait(run_id, timeout=60)
             kinds = await event_kinds(client, run_id)
     finally:
-        _kill(first)
+        kill(first)
         if second is not None:
-            _kill(second)
+            kill(second)
     assert output == {"retry_count": 1, "pid": second.pid}
     assert kinds.count("step.completed") == 1

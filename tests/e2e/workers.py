@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -35,9 +36,7 @@ def stuck(ctx: TaskContext) -> dict[str, int]:
     """Hang on the first execution (the test kills us); succeed on a retry."""
     _log(ctx)
     if ctx.retry_count == 0:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            time.sleep(0.05)
+        threading.Event().wait(120)  # hangs: the test kills this process
     return {"retry_count": ctx.retry_count, "pid": os.getpid()}
 
 

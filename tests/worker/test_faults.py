@@ -35,7 +35,7 @@ async def test_step_and_workflow_timeouts_fire_after_an_engine_restart(nats_url)
     @worker.task("hang")
     async def hang(ctx: TaskContext) -> None:
         started.append(ctx.step_id)
-        await asyncio.sleep(60)
+        await asyncio.Event().wait()  # hangs until its deadline cancels it
 
     step_limited = Workflow("step-deadline").task("s", "hang", timeout=1.5).build()
     run_limited = Workflow("run-deadline", timeout=1.5).task("s", "hang").build()
@@ -100,7 +100,7 @@ async def test_lost_leases_alone_exhaust_the_budget_and_dead_letter(nats_url):
     @worker.task("vanish", auto_heartbeat=False)
     async def vanish(ctx: TaskContext) -> None:
         deliveries.append(ctx.retry_count)
-        await asyncio.sleep(30)  # never heartbeats: every lease is lost
+        await asyncio.Event().wait()  # hangs without heartbeats: every lease is lost
 
     defn = Workflow("leases").task("s", "vanish").build()
     async with (

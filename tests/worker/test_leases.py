@@ -66,7 +66,9 @@ async def test_without_heartbeats_the_task_is_redelivered_with_a_higher_retry_co
     async def silent(ctx: TaskContext) -> int:
         executions.append(ctx.retry_count)
         if ctx.retry_count == 0:
-            await asyncio.sleep(3 * ACK_WAIT_S)  # simulates a hung task: no heartbeats
+            await (
+                asyncio.Event().wait()
+            )  # hung, no heartbeats: cancelled when superseded
         return ctx.retry_count
 
     output, kinds, run = await _run(

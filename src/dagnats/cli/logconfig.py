@@ -7,6 +7,11 @@ import logging
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -69,3 +74,15 @@ def configure_logging(level: str, *, as_json: bool = False) -> Callable[[], None
 def _remove_handler(root: logging.Logger) -> None:
     for handler in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
         root.removeHandler(handler)
+
+
+def log_level_option(func: F) -> F:
+    """``--log-level`` (parameter ``level``) of the long-running commands."""
+    option = click.option(
+        "--log-level",
+        "level",
+        type=click.Choice(LEVELS, case_sensitive=False),
+        default=None,
+        help="Logging level on stderr (default INFO).",
+    )
+    return option(func)

@@ -14,7 +14,7 @@ from nats.aio.client import Client as NatsClient
 
 from dagnats.cli import output
 from dagnats.cli.health import HealthServer
-from dagnats.cli.logconfig import LEVELS, configure_logging
+from dagnats.cli.logconfig import configure_logging, log_level_option
 from dagnats.cli.options import (
     explicit_group_nats_url,
     json_option,
@@ -93,13 +93,7 @@ def _duration_s(ctx: click.Context, param: click.Parameter, value: str) -> float
     callback=_duration_s,
     help="Timeout of steps whose workflow sets none (seconds or e.g. 30m).",
 )
-@click.option(
-    "--log-level",
-    "level",
-    type=click.Choice(LEVELS, case_sensitive=False),
-    default=None,
-    help="Logging level on stderr (default INFO).",
-)
+@log_level_option
 @json_option
 def serve(
     data_dir: Path | None,

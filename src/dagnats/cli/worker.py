@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from dagnats.cli.logconfig import LEVELS, configure_logging
+from dagnats.cli.logconfig import configure_logging, log_level_option
 from dagnats.cli.options import (
     chosen_url,
     json_option,
@@ -41,13 +41,7 @@ from dagnats.worker import Worker
     default=None,
     help="Seconds running tasks may take to finish after SIGTERM.",
 )
-@click.option(
-    "--log-level",
-    "level",
-    type=click.Choice(LEVELS, case_sensitive=False),
-    default=None,
-    help="Logging level on stderr (default INFO).",
-)
+@log_level_option
 @nats_url_option
 @json_option
 def worker(
