@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -59,8 +56,3 @@ def fold_events(events: list[Event]) -> RunState | None:
     for event in events:
         state = advance(state, event, Limits()).state
     return state
-
-
-def loads(data: bytes) -> Any:
-    """Decode a JSON body."""
-    return json.loads(data)

@@ -88,10 +88,6 @@ class Effects:
             *(self._perform_run(run, acts) for run, acts in batch if acts)
         )
 
-    async def perform(self, run: RunState, actions: list[Action]) -> None:
-        """Carry out one run's ``actions``; raises if NATS refuses one."""
-        await self._perform_run(run, actions)
-
     async def _perform_run(self, run: RunState, actions: list[Action]) -> None:
         followups = await asyncio.gather(*(self._primary(run, a) for a in actions))
         await asyncio.gather(
